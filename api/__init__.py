@@ -1,0 +1,1 @@
+"""The HTTP surface: OpenAI's Assistants API v2, under `/v1` and bare paths."""

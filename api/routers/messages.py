@@ -1,0 +1,95 @@
+"""/threads/{thread_id}/messages: create, list, retrieve, modify, delete."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from api.deps import SessionDep
+from api.ids import MessageId, ThreadId
+from api.lookups import ensure_thread_idle, load_message, load_thread
+from api.pagination import ListQuery, paginate
+from api.schemas.common import Deleted, ListResponse
+from api.schemas.messages import (
+    CreateMessage,
+    MessageObject,
+    ModifyMessage,
+    attachments_to_wire,
+    content_to_wire,
+    message_to_wire,
+)
+from core import ids
+from core.tables import MessageRow
+
+router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"])
+
+
+def new_message_row(thread_id: str, body: CreateMessage, created_at: int) -> MessageRow:
+    return MessageRow(
+        id=ids.new_id(ids.MESSAGE),
+        thread_id=thread_id,
+        created_at=created_at,
+        role=body.role,
+        content=content_to_wire(body.content),
+        status="completed",
+        completed_at=created_at,
+        attachments=attachments_to_wire(body.attachments),
+        metadata_=body.metadata or {},
+    )
+
+
+@router.post("", response_model=MessageObject)
+async def create_message(
+    thread_id: ThreadId, body: CreateMessage, session: SessionDep
+) -> dict[str, Any]:
+    await load_thread(session, thread_id, lock=True)
+    await ensure_thread_idle(session, thread_id)
+    row = new_message_row(thread_id, body, int(time.time()))
+    session.add(row)
+    await session.commit()
+    return message_to_wire(row)
+
+
+@router.get("", response_model=ListResponse[MessageObject])
+async def list_messages(
+    thread_id: ThreadId,
+    params: ListQuery,
+    session: SessionDep,
+    run_id: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    await load_thread(session, thread_id)
+    filters = [MessageRow.thread_id == thread_id]
+    if run_id is not None:
+        filters.append(MessageRow.run_id == run_id)
+    return await paginate(session, MessageRow, params, message_to_wire, *filters)
+
+
+@router.get("/{message_id}", response_model=MessageObject)
+async def retrieve_message(
+    thread_id: ThreadId, message_id: MessageId, session: SessionDep
+) -> dict[str, Any]:
+    return message_to_wire(await load_message(session, thread_id, message_id))
+
+
+@router.post("/{message_id}", response_model=MessageObject)
+async def modify_message(
+    thread_id: ThreadId, message_id: MessageId, body: ModifyMessage, session: SessionDep
+) -> dict[str, Any]:
+    row = await load_message(session, thread_id, message_id)
+    if "metadata" in body.model_fields_set:
+        row.metadata_ = body.metadata or {}
+        session.add(row)
+        await session.commit()
+    return message_to_wire(row)
+
+
+@router.delete("/{message_id}", response_model=Deleted)
+async def delete_message(
+    thread_id: ThreadId, message_id: MessageId, session: SessionDep
+) -> dict[str, Any]:
+    row = await load_message(session, thread_id, message_id)
+    await session.delete(row)
+    await session.commit()
+    return {"id": message_id, "object": "thread.message.deleted", "deleted": True}

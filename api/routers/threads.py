@@ -1,0 +1,72 @@
+"""/threads: create (with initial messages), retrieve, modify, delete."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.deps import SessionDep
+from api.ids import ThreadId
+from api.lookups import load_thread
+from api.routers.messages import new_message_row
+from api.schemas.common import Deleted, tool_resources_to_wire
+from api.schemas.threads import CreateThread, ModifyThread, ThreadObject, thread_to_wire
+from core import ids
+from core.tables import ThreadRow
+
+router = APIRouter(prefix="/threads", tags=["threads"])
+
+
+async def insert_thread(session: AsyncSession, body: CreateThread) -> ThreadRow:
+    """Add a thread and its initial messages to the session (the caller commits)."""
+    now = int(time.time())
+    thread = ThreadRow(
+        id=ids.new_id(ids.THREAD),
+        created_at=now,
+        tool_resources=tool_resources_to_wire(body.tool_resources),
+        metadata_=body.metadata or {},
+    )
+    session.add(thread)
+    await session.flush()  # the messages' foreign key needs the thread row first
+    for message in body.messages:
+        session.add(new_message_row(thread.id, message, now))
+        # Flushing one at a time keeps seq in request order.
+        await session.flush()
+    return thread
+
+
+@router.post("", response_model=ThreadObject)
+async def create_thread(session: SessionDep, body: CreateThread | None = None) -> dict[str, Any]:
+    thread = await insert_thread(session, body or CreateThread())
+    await session.commit()
+    return thread_to_wire(thread)
+
+
+@router.get("/{thread_id}", response_model=ThreadObject)
+async def retrieve_thread(thread_id: ThreadId, session: SessionDep) -> dict[str, Any]:
+    return thread_to_wire(await load_thread(session, thread_id))
+
+
+@router.post("/{thread_id}", response_model=ThreadObject)
+async def modify_thread(
+    thread_id: ThreadId, body: ModifyThread, session: SessionDep
+) -> dict[str, Any]:
+    row = await load_thread(session, thread_id)
+    if "metadata" in body.model_fields_set:
+        row.metadata_ = body.metadata or {}
+    if "tool_resources" in body.model_fields_set:
+        row.tool_resources = tool_resources_to_wire(body.tool_resources)
+    session.add(row)
+    await session.commit()
+    return thread_to_wire(row)
+
+
+@router.delete("/{thread_id}", response_model=Deleted)
+async def delete_thread(thread_id: ThreadId, session: SessionDep) -> dict[str, Any]:
+    row = await load_thread(session, thread_id)
+    await session.delete(row)
+    await session.commit()
+    return {"id": thread_id, "object": "thread.deleted", "deleted": True}

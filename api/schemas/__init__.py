@@ -1,0 +1,1 @@
+"""Wire schemas in OpenAI's exact shapes."""

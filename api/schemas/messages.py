@@ -1,0 +1,110 @@
+"""Message objects and requests."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from api.schemas.common import Metadata, Request, WireObject
+
+
+class ImageUrl(Request):
+    url: str
+    detail: Literal["auto", "low", "high"] = "auto"
+
+
+class ImageFile(Request):
+    file_id: str
+    detail: Literal["auto", "low", "high"] = "auto"
+
+
+class TextPart(Request):
+    type: Literal["text"]
+    text: str
+
+
+class ImageUrlPart(Request):
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
+class ImageFilePart(Request):
+    type: Literal["image_file"]
+    image_file: ImageFile
+
+
+ContentPart = Annotated[TextPart | ImageUrlPart | ImageFilePart, Field(discriminator="type")]
+
+
+class AttachmentTool(Request):
+    type: Literal["code_interpreter", "file_search"]
+
+
+class Attachment(Request):
+    file_id: str
+    tools: list[AttachmentTool] = Field(default_factory=list)
+
+
+class CreateMessage(Request):
+    role: Literal["user", "assistant"]
+    content: str | Annotated[list[ContentPart], Field(min_length=1)]
+    attachments: list[Attachment] | None = None
+    metadata: Metadata | None = None
+
+
+class ModifyMessage(Request):
+    metadata: Metadata | None = None
+
+
+class MessageObject(WireObject):
+    id: str
+    object: Literal["thread.message"] = "thread.message"
+    created_at: int
+    thread_id: str
+    status: Literal["in_progress", "incomplete", "completed"]
+    incomplete_details: dict[str, Any] | None
+    completed_at: int | None
+    incomplete_at: int | None
+    role: Literal["user", "assistant"]
+    content: list[dict[str, Any]]
+    assistant_id: str | None
+    run_id: str | None
+    attachments: list[dict[str, Any]] | None
+    metadata: dict[str, str]
+
+
+def content_to_wire(content: str | list[Any]) -> list[dict[str, Any]]:
+    """Request content (a string or parts) in the stored/response form."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": {"value": content, "annotations": []}}]
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if part.type == "text":
+            parts.append({"type": "text", "text": {"value": part.text, "annotations": []}})
+        else:
+            parts.append(part.model_dump())
+    return parts
+
+
+def attachments_to_wire(attachments: list[Attachment] | None) -> list[dict[str, Any]]:
+    return [a.model_dump() for a in attachments or []]
+
+
+def message_to_wire(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "thread.message",
+        "created_at": row.created_at,
+        "thread_id": row.thread_id,
+        "status": row.status,
+        "incomplete_details": row.incomplete_details,
+        "completed_at": row.completed_at,
+        "incomplete_at": row.incomplete_at,
+        "role": row.role,
+        "content": row.content,
+        "assistant_id": row.assistant_id,
+        "run_id": row.run_id,
+        "attachments": row.attachments or [],
+        "metadata": row.metadata_,
+    }

@@ -1,0 +1,40 @@
+"""Thread objects and requests."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from api.schemas.common import Metadata, Request, ToolResources, WireObject
+from api.schemas.messages import CreateMessage
+from core.tables import ThreadRow
+
+
+class CreateThread(Request):
+    messages: list[CreateMessage] = Field(default_factory=list, max_length=32)
+    tool_resources: ToolResources | None = None
+    metadata: Metadata | None = None
+
+
+class ModifyThread(Request):
+    tool_resources: ToolResources | None = None
+    metadata: Metadata | None = None
+
+
+class ThreadObject(WireObject):
+    id: str
+    object: Literal["thread"] = "thread"
+    created_at: int
+    tool_resources: dict[str, Any] | None
+    metadata: dict[str, str]
+
+
+def thread_to_wire(row: ThreadRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "thread",
+        "created_at": row.created_at,
+        "tool_resources": row.tool_resources or {},
+        "metadata": row.metadata_,
+    }

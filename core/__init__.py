@@ -1,0 +1,1 @@
+"""What the API and the activities share: settings, database, ids, storage, events."""

@@ -1,0 +1,42 @@
+"""OpenAI-style prefixed identifiers (`asst_…`, `thread_…`, `msg_…`)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import string
+
+_ALPHABET = string.ascii_letters + string.digits
+_BODY_LENGTH = 24
+
+ASSISTANT = "asst"
+THREAD = "thread"
+MESSAGE = "msg"
+RUN = "run"
+STEP = "step"
+TOOL_CALL = "call"
+FILE = "file"
+VECTOR_STORE = "vs"
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{''.join(secrets.choice(_ALPHABET) for _ in range(_BODY_LENGTH))}"
+
+
+def derived_id(prefix: str, *parts: str) -> str:
+    """A deterministic id from its parents, so a retried activity writes the same row.
+
+    Used for rows that activities create (steps, assistant messages): an
+    `INSERT ... ON CONFLICT DO NOTHING` with a derived id is idempotent.
+    """
+    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    number = int.from_bytes(digest[:18], "big")
+    chars = []
+    for _ in range(_BODY_LENGTH):
+        number, index = divmod(number, len(_ALPHABET))
+        chars.append(_ALPHABET[index])
+    return f"{prefix}_{''.join(chars)}"
+
+
+def has_prefix(value: str, prefix: str) -> bool:
+    return value.startswith(prefix + "_") and len(value) > len(prefix) + 1

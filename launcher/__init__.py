@@ -1,0 +1,1 @@
+"""The `assistants` command and the embedded stack it can start."""

@@ -1,0 +1,170 @@
+"""The `assistants` command: `up` (everything, embedded), or `api` / `worker` / `migrate`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from core.settings import Settings, get_settings
+from launcher.embedded import EmbeddedStack, Ports
+from launcher.processes import ChildProcess, port_is_open
+
+SERVICE_VARS = {
+    "DATABASE_URL": "database_url",
+    "REDIS_URL": "redis_url",
+    "S3_ENDPOINT": "s3_endpoint",
+    "TEMPORAL_ADDRESS": "temporal_address",
+}
+
+
+def _configured(settings: Settings) -> dict[str, str]:
+    """Service URLs the user set (env or .env); the rest get started embedded."""
+    values = {var: getattr(settings, attr) for var, attr in SERVICE_VARS.items()}
+    if settings.s3_endpoint:
+        values.update(S3_ACCESS_KEY=settings.s3_access_key,
+                      S3_SECRET_KEY=settings.s3_secret_key.get_secret_value(),
+                      S3_BUCKET_NAME=settings.s3_bucket_name)
+    return {k: v for k, v in values.items() if v}
+
+
+def _require(settings: Settings) -> None:
+    missing = [var for var, attr in SERVICE_VARS.items() if not getattr(settings, attr)]
+    if missing:
+        sys.exit(f"error: {', '.join(missing)} not set. Set them (env or .env), or run "
+                 "`assistants up` to start the embedded stack.")
+
+
+def cmd_api(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from api.app import create_app
+    from core.migrate import upgrade
+
+    settings = get_settings()
+    _require(settings)
+    upgrade(settings.database_url)  # safe when several API processes start together
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info",
+                access_log=False)
+
+
+def cmd_worker(_: argparse.Namespace) -> None:
+    from worker import run_worker
+
+    settings = get_settings()
+    _require(settings)
+    asyncio.run(run_worker(settings))
+
+
+def cmd_migrate(_: argparse.Namespace) -> None:
+    from core.migrate import upgrade
+
+    settings = get_settings()
+    if not settings.database_url:
+        sys.exit("error: DATABASE_URL is not set.")
+    upgrade(settings.database_url)
+    print("migrations applied")
+
+
+def _wait_healthy(url: str, api: ChildProcess, timeout: float = 90.0) -> None:
+    def healthy() -> bool:
+        return httpx.get(f"{url}/health", timeout=2).status_code == 200
+
+    api.wait_until(healthy, timeout)
+
+
+def cmd_up(args: argparse.Namespace) -> None:
+    from core.migrate import upgrade
+
+    settings = get_settings()
+    data_dir = Path(args.data_dir).resolve()
+    wanted_ports = [(args.port, "the API")]
+    if not settings.temporal_address:
+        wanted_ports += [(7233, "Temporal"), (8233, "the Temporal UI")]
+    for port, what in wanted_ports:
+        if port_is_open(port):
+            sys.exit(f"error: port {port} (for {what}) is already in use.")
+    stack = EmbeddedStack(data_dir, Ports(temporal=7233, temporal_ui=8233))
+    children: list[ChildProcess] = []
+
+    def shutdown(signum: int, _: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, shutdown)
+    try:
+        print(f"starting the embedded stack in {data_dir} ...", flush=True)
+        env = stack.start(_configured(settings))
+        upgrade(env["DATABASE_URL"])
+        child_env = {**env, "PYTHONUNBUFFERED": "1"}
+        logs = data_dir / "logs"
+        api = ChildProcess("api", [sys.executable, "-m", "launcher.cli", "api", "--host",
+                                   args.host, "--port", str(args.port)], logs / "api.log",
+                           env=child_env)
+        children.append(api)
+        children.append(ChildProcess("worker", [sys.executable, "-m", "launcher.cli", "worker"],
+                                     logs / "worker.log", env=child_env))
+        api_url = f"http://{args.host}:{args.port}"
+        _wait_healthy(api_url, api)
+        _print_table(api_url, stack, env, data_dir)
+        while all(child.running() for child in children):
+            time.sleep(0.5)
+        crashed = [c for c in children if not c.running()]
+        for child in crashed:
+            print(f"{child.name} exited unexpectedly; last log lines:\n{child.log_tail()}",
+                  file=sys.stderr)
+        raise SystemExit(1)
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+    finally:
+        for child in reversed(children):
+            child.stop()
+        stack.stop()
+
+
+def _print_table(api_url: str, stack: EmbeddedStack, env: dict[str, str], data_dir: Path) -> None:
+    rows = [
+        ("API (OpenAI base URL)", f"{api_url}/v1  (bare paths work too)"),
+        ("Temporal UI", stack.urls.get("temporal_ui", "(external Temporal)")),
+        ("Temporal", env["TEMPORAL_ADDRESS"]),
+        ("Postgres", env["DATABASE_URL"].replace("+psycopg", "")),
+        ("Redis", env["REDIS_URL"]),
+        ("S3", f"{env['S3_ENDPOINT']}  bucket {env['S3_BUCKET_NAME']}"),
+        ("Data dir", f"{data_dir}  (logs in {data_dir / 'logs'})"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    print("\nDurable Assistants is up:\n")
+    for name, value in rows:
+        print(f"  {name.ljust(width)}  {value}")
+    print("\nPress Ctrl-C to stop everything.", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    parser = argparse.ArgumentParser(prog="assistants", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="run everything on the embedded stack")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=3000)
+    up.add_argument("--data-dir", default="assistants-data")
+    up.set_defaults(func=cmd_up)
+    api = commands.add_parser("api", help="run the HTTP API (configured by env vars)")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=3000)
+    api.set_defaults(func=cmd_api)
+    commands.add_parser("worker", help="run the Temporal worker").set_defaults(func=cmd_worker)
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
