@@ -10,14 +10,16 @@ from fastapi import APIRouter, FastAPI
 from temporalio.client import Client
 
 from api.errors import install_error_handlers
-from api.routers import assistants, health, messages, threads
+from api.routers import assistants, health, messages, runs, steps, threads
 from core.db import create_engine, create_sessionmaker
 from core.settings import Settings, get_settings
 from core.storage import ObjectStorage
 
 # Resource routers, each served under `/v1` and bare (the original project's
 # examples use `baseURL: 'http://localhost:3000'` with no /v1).
-RESOURCE_ROUTERS: list[APIRouter] = [assistants.router, threads.router, messages.router]
+RESOURCE_ROUTERS: list[APIRouter] = [
+    assistants.router, runs.router, threads.router, messages.router, steps.router,
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

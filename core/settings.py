@@ -31,6 +31,12 @@ class Settings(BaseSettings):
     # Seconds a run may stay active before it expires (OpenAI: 10 minutes).
     run_expiry_seconds: int = Field(default=600, ge=1)
     llm_timeout_seconds: float = Field(default=120.0, gt=0)
+    # Model-call retries, owned by Temporal (provider SDK/HTTP retries are off).
+    llm_retry_initial_seconds: float = Field(default=1.0, gt=0)
+    llm_retry_max_attempts: int = Field(default=6, ge=1)
+    # Register-free by default: external clusters may not have our search
+    # attributes; the embedded dev server does (the launcher turns this on).
+    temporal_search_attributes: bool = False
 
     @field_validator("database_url")
     @classmethod

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -191,7 +191,7 @@ class EmbeddedStack:
             proc.wait_until(lambda: port_is_open(port) and port_is_open(ui_port), 120)
             self.urls["temporal"] = f"127.0.0.1:{port}"
             self.urls["temporal_ui"] = f"http://127.0.0.1:{ui_port}"
-            return {"TEMPORAL_ADDRESS": self.urls["temporal"]}
+            return {"TEMPORAL_ADDRESS": self.urls["temporal"], "TEMPORAL_SEARCH_ATTRIBUTES": "true"}
 
         return ready
 

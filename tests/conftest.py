@@ -6,6 +6,7 @@ from their wheels in a temporary directory (and stopped at the end).
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -19,6 +20,8 @@ from api.app import create_app
 from core.migrate import upgrade
 from core.settings import Settings
 from launcher.embedded import EmbeddedStack
+from tests.fake_llm import FakeLLM
+from worker import run_worker
 
 SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY",
                 "S3_BUCKET_NAME", "TEMPORAL_ADDRESS")
@@ -37,9 +40,36 @@ def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
 
 
 @pytest.fixture(scope="session")
-def settings(stack_env: dict[str, str]) -> Settings:
+def fake_llm() -> Iterator[FakeLLM]:
+    """The only fake: an OpenAI-compatible model server, scripted by the messages it reads."""
+    server = FakeLLM().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(stack_env: dict[str, str], fake_llm: FakeLLM) -> Settings:
     values: dict[str, Any] = {name.lower(): value for name, value in stack_env.items()}
+    values.update(model_url=fake_llm.base_url, model_api_key="fake-model-key",
+                  # Quick retries keep the LLM-fault tests short.
+                  llm_retry_initial_seconds=0.2, llm_retry_max_attempts=3,
+                  llm_timeout_seconds=30)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+async def worker(settings: Settings) -> AsyncIterator[None]:
+    """A Temporal worker in the test process, polling the real Temporal server."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_worker(settings, stop))
+    await asyncio.sleep(0)
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""Temporal activities: LLM calls, database reads and writes, tools, event publishing."""

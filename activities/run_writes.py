@@ -1,0 +1,173 @@
+"""Postgres writes of a run's progress. Each is conditional and idempotent.
+
+Status updates name the statuses they may leave (`WHERE status IN ...`), so a
+retried activity is harmless and an illegal transition cannot happen. Rows an
+activity creates get ids derived from (run, turn), inserted ON CONFLICT.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import ids
+from core.llm.types import ToolCall, Usage
+from core.tables import ACTIVE_RUN_STATUSES, MessageRow, RunRow, RunStepRow
+
+# A finished run's message that was still being written ends "incomplete" with this reason.
+MESSAGE_INCOMPLETE_REASONS = {"cancelled": "run_cancelled", "failed": "run_failed",
+                              "expired": "run_expired"}
+
+
+def step_id(run_id: str, turn: int) -> str:
+    return ids.derived_id(ids.STEP, run_id, str(turn))
+
+
+def message_id(run_id: str, turn: int) -> str:
+    return ids.derived_id(ids.MESSAGE, run_id, str(turn))
+
+
+def call_id(run_id: str, turn: int, index: int) -> str:
+    # Our own ids: some servers reuse one id for parallel calls, or send none.
+    return ids.derived_id(ids.TOOL_CALL, run_id, str(turn), str(index))
+
+
+def usage_dict(usage: Usage) -> dict[str, int]:
+    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens}
+
+
+async def transition(session: AsyncSession, run_id: str, to_status: str,
+                     from_statuses: list[str], **values: Any) -> bool:
+    if to_status == "in_progress":
+        values.setdefault("started_at", func.coalesce(RunRow.started_at, int(time.time())))
+    result = await session.execute(
+        update(RunRow)
+        .where(RunRow.id == run_id, RunRow.status.in_(from_statuses))  # type: ignore[attr-defined]
+        .values(status=to_status, **values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def run_usage(session: AsyncSession, run_id: str, extra: Usage) -> dict[str, int]:
+    """The run's usage: every finished step's plus the turn being finished now."""
+    usages = await session.scalars(
+        select(RunStepRow.usage).where(RunStepRow.run_id == run_id,
+                                       RunStepRow.usage.is_not(None))  # type: ignore[union-attr]
+    )
+    total = Usage(extra.prompt_tokens, extra.completion_tokens)
+    for usage in usages:
+        total.prompt_tokens += usage["prompt_tokens"]
+        total.completion_tokens += usage["completion_tokens"]
+    return usage_dict(total)
+
+
+async def insert_step(session: AsyncSession, run: RunRow, turn: int, type: str, status: str,
+                      details: dict[str, Any], usage: Usage | None) -> None:
+    now = int(time.time())
+    await session.execute(
+        insert(RunStepRow).values(
+            id=step_id(run.id, turn), run_id=run.id, thread_id=run.thread_id,
+            assistant_id=run.assistant_id, created_at=now, type=type, status=status,
+            step_details=details, usage=usage_dict(usage) if usage else None,
+            completed_at=now if status == "completed" else None, metadata={},
+        ).on_conflict_do_nothing(index_elements=["id"])
+    )
+
+
+async def record_tool_calls(session: AsyncSession, run: RunRow, turn: int,
+                            calls: list[ToolCall], usage: Usage) -> list[str]:
+    """The model asked for functions: a tool_calls step and requires_action, together."""
+    ids_ = [call_id(run.id, turn, i) for i in range(len(calls))]
+    step_calls = [{"id": cid, "type": "function", "function": {
+        "name": c.name, "arguments": c.arguments, "output": None}} for cid, c in zip(ids_, calls, strict=True)]
+    await insert_step(session, run, turn, "tool_calls", "in_progress",
+                      {"type": "tool_calls", "tool_calls": step_calls}, None)
+    # Usage of this turn waits on the step until outputs complete it.
+    await session.execute(update(RunStepRow).where(RunStepRow.id == step_id(run.id, turn))
+                          .values(usage=usage_dict(usage)))
+    required = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": [
+        {"id": cid, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+        for cid, c in zip(ids_, calls, strict=True)]}}
+    await transition(session, run.id, "requires_action", ["in_progress"],
+                     required_action=required)
+    return ids_
+
+
+async def record_answer(session: AsyncSession, run: RunRow, turn: int, text: str,
+                        usage: Usage, incomplete: bool) -> None:
+    """The model answered: the assistant message, its step, and the run's end, together."""
+    now = int(time.time())
+    msg_id = message_id(run.id, turn)
+    content = [{"type": "text", "text": {"value": text, "annotations": []}}]
+    incomplete_details = {"reason": "max_tokens"} if incomplete else None
+    message = insert(MessageRow).values(
+        id=msg_id, thread_id=run.thread_id, created_at=now, role="assistant", content=content,
+        status="incomplete" if incomplete else "completed",
+        incomplete_details=incomplete_details,
+        completed_at=None if incomplete else now, incomplete_at=now if incomplete else None,
+        assistant_id=run.assistant_id, run_id=run.id, attachments=[], metadata={},
+    )
+    # A retry after a partial write replaces the content: one message per turn, ever.
+    await session.execute(message.on_conflict_do_update(
+        index_elements=["id"],
+        set_={"content": content, "status": message.excluded.status,
+              "completed_at": message.excluded.completed_at,
+              "incomplete_at": message.excluded.incomplete_at,
+              "incomplete_details": message.excluded.incomplete_details}))
+    await insert_step(session, run, turn, "message_creation", "completed",
+                      {"type": "message_creation", "message_creation": {"message_id": msg_id}},
+                      usage)
+    total = await run_usage(session, run.id, Usage())
+    ending: dict[str, Any] = {"usage": total, "expires_at": None, "required_action": None}
+    if incomplete:
+        ending["incomplete_details"] = {"reason": "max_completion_tokens"}
+        await transition(session, run.id, "incomplete", ["in_progress", "cancelling"], **ending)
+    else:
+        await transition(session, run.id, "completed", ["in_progress", "cancelling"],
+                         completed_at=now, **ending)
+
+
+async def record_tool_outputs(session: AsyncSession, run_id: str, turn: int,
+                              outputs: dict[str, str]) -> None:
+    step = await session.get(RunStepRow, step_id(run_id, turn), with_for_update=True)
+    if step is None or step.status != "in_progress":
+        return  # already recorded (a retried activity)
+    details = dict(step.step_details)
+    details["tool_calls"] = [
+        {**call, "function": {**call["function"], "output": outputs.get(call["id"], "")}}
+        for call in details["tool_calls"]
+    ]
+    step.step_details = details
+    step.status, step.completed_at = "completed", int(time.time())
+    await transition(session, run_id, "queued", ["requires_action"], required_action=None)
+
+
+async def finish(session: AsyncSession, run_id: str, status: str,
+                 last_error: dict[str, Any] | None) -> None:
+    """End an active run as failed, cancelled or expired, with its steps and message."""
+    now = int(time.time())
+    stamp = {"failed": "failed_at", "cancelled": "cancelled_at", "expired": None}[status]
+    values: dict[str, Any] = {"last_error": last_error, "required_action": None,
+                              "expires_at": None}
+    if stamp:
+        values[stamp] = now
+    allowed = list(ACTIVE_RUN_STATUSES)
+    if not await transition(session, run_id, status, allowed, **values):
+        return
+    step_stamp = {"failed": "failed_at", "cancelled": "cancelled_at", "expired": "expired_at"}
+    await session.execute(
+        update(RunStepRow)
+        .where(RunStepRow.run_id == run_id, RunStepRow.status == "in_progress")
+        .values(status=status, last_error=last_error, **{step_stamp[status]: now})
+    )
+    await session.execute(
+        update(MessageRow)
+        .where(MessageRow.run_id == run_id, MessageRow.status == "in_progress")  # type: ignore[arg-type]
+        .values(status="incomplete", incomplete_at=now,
+                incomplete_details={"reason": MESSAGE_INCOMPLETE_REASONS[status]})
+    )

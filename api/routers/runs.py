@@ -1,0 +1,199 @@
+"""/threads/{thread_id}/runs and /threads/runs: runs as durable workflows."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Response
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.deps import SessionDep, SettingsDep, TemporalDep
+from api.errors import ApiError, invalid
+from api.ids import RunId, ThreadId
+from api.lookups import ensure_thread_idle, load_assistant, load_run, load_thread
+from api.pagination import ListQuery, paginate
+from api.routers.messages import new_message_row
+from api.routers.threads import insert_thread
+from api.run_engine import cancel_run, start_run, submit_tool_outputs
+from api.schemas.common import (
+    ListResponse,
+    response_format_to_wire,
+    tool_resources_to_wire,
+    tools_to_wire,
+)
+from api.schemas.runs import (
+    CreateRun,
+    CreateThreadAndRun,
+    ModifyRun,
+    RunObject,
+    RunOptions,
+    SubmitToolOutputsRequest,
+    run_to_wire,
+)
+from api.schemas.threads import CreateThread
+from core import ids
+from core.settings import Settings
+from core.tables import ACTIVE_RUN_STATUSES, AssistantRow, RunRow
+from workflows.types import ToolOutput
+
+router = APIRouter(tags=["runs"])
+
+# Clients poll active runs; a short hint keeps the SDK's `create_and_poll` snappy.
+POLL_AFTER_MS = "100"
+
+
+def _new_run_row(thread_id: str, assistant: AssistantRow, body: RunOptions,
+                 settings: Settings, extra_instructions: str | None) -> RunRow:
+    now = int(time.time())
+    instructions = body.instructions if body.instructions is not None else assistant.instructions
+    if extra_instructions:
+        instructions = f"{instructions}\n{extra_instructions}" if instructions else extra_instructions
+    given = body.model_fields_set
+    return RunRow(
+        id=ids.new_id(ids.RUN),
+        thread_id=thread_id,
+        assistant_id=assistant.id,
+        created_at=now,
+        status="queued",
+        model=body.model or assistant.model,
+        instructions=instructions,
+        tools=tools_to_wire(body.tools) if body.tools is not None else assistant.tools,
+        metadata_=body.metadata or {},
+        expires_at=now + settings.run_expiry_seconds,
+        temperature=body.temperature if "temperature" in given else assistant.temperature,
+        top_p=body.top_p if "top_p" in given else assistant.top_p,
+        max_prompt_tokens=body.max_prompt_tokens,
+        max_completion_tokens=body.max_completion_tokens,
+        truncation_strategy=(body.truncation_strategy.model_dump() if body.truncation_strategy
+                             else {"type": "auto", "last_messages": None}),
+        tool_choice=(body.tool_choice if isinstance(body.tool_choice, str | None)
+                     else body.tool_choice.model_dump()) or "auto",
+        parallel_tool_calls=body.parallel_tool_calls,
+        response_format=(response_format_to_wire(body.response_format)
+                         or assistant.response_format or "auto"),
+    )
+
+
+async def _commit_run(session: AsyncSession, run: RunRow) -> None:
+    session.add(run)
+    try:
+        await session.commit()
+    except IntegrityError:
+        # Lost a race for the thread lock (the partial unique index said no).
+        await session.rollback()
+        await ensure_thread_idle(session, run.thread_id)
+        raise
+
+
+async def _launch(session: AsyncSession, temporal: TemporalDep, settings: Settings,
+                  run: RunRow) -> dict[str, Any]:
+    try:
+        await start_run(temporal, settings, run)
+    except Exception as error:
+        # The row exists but no workflow will ever move it: end it visibly.
+        run.status, run.failed_at, run.expires_at = "failed", int(time.time()), None
+        run.last_error = {"code": "server_error", "message": "The run could not be started."}
+        session.add(run)
+        await session.commit()
+        raise ApiError(503, "The run engine is unavailable; retry shortly.", type="server_error",
+                       code="service_unavailable") from error
+    return run_to_wire(run)
+
+
+def _refuse_stream(stream: bool | None) -> None:
+    if stream:
+        raise invalid("Streaming runs are not available on this server yet; omit 'stream'.",
+                      "stream", "unsupported_value")
+
+
+@router.post("/threads/{thread_id}/runs", response_model=RunObject)
+async def create_run(thread_id: ThreadId, body: CreateRun, session: SessionDep,
+                     temporal: TemporalDep, settings: SettingsDep) -> dict[str, Any]:
+    _refuse_stream(body.stream)
+    await load_thread(session, thread_id, lock=True)
+    await ensure_thread_idle(session, thread_id)
+    assistant = await load_assistant(session, body.assistant_id)
+    now = int(time.time())
+    for message in body.additional_messages or []:
+        session.add(new_message_row(thread_id, message, now))
+        await session.flush()
+    run = _new_run_row(thread_id, assistant, body, settings, body.additional_instructions)
+    await _commit_run(session, run)
+    return await _launch(session, temporal, settings, run)
+
+
+@router.post("/threads/runs", response_model=RunObject)
+async def create_thread_and_run(body: CreateThreadAndRun, session: SessionDep,
+                                temporal: TemporalDep, settings: SettingsDep) -> dict[str, Any]:
+    _refuse_stream(body.stream)
+    assistant = await load_assistant(session, body.assistant_id)
+    thread = await insert_thread(session, body.thread or CreateThread())
+    run = _new_run_row(thread.id, assistant, body, settings, None)
+    run.tool_resources = tool_resources_to_wire(body.tool_resources)
+    await _commit_run(session, run)
+    return await _launch(session, temporal, settings, run)
+
+
+@router.get("/threads/{thread_id}/runs", response_model=ListResponse[RunObject])
+async def list_runs(thread_id: ThreadId, params: ListQuery, session: SessionDep) -> dict[str, Any]:
+    await load_thread(session, thread_id)
+    return await paginate(session, RunRow, params, run_to_wire, RunRow.thread_id == thread_id)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}", response_model=RunObject)
+async def retrieve_run(thread_id: ThreadId, run_id: RunId, session: SessionDep,
+                       response: Response) -> dict[str, Any]:
+    run = await load_run(session, thread_id, run_id)
+    if run.status in ACTIVE_RUN_STATUSES:
+        response.headers["openai-poll-after-ms"] = POLL_AFTER_MS
+    return run_to_wire(run)
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}", response_model=RunObject)
+async def modify_run(thread_id: ThreadId, run_id: RunId, body: ModifyRun,
+                     session: SessionDep) -> dict[str, Any]:
+    run = await load_run(session, thread_id, run_id)
+    if "metadata" in body.model_fields_set:
+        run.metadata_ = body.metadata or {}
+        session.add(run)
+        await session.commit()
+    return run_to_wire(run)
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel", response_model=RunObject)
+async def cancel(thread_id: ThreadId, run_id: RunId, session: SessionDep,
+                 temporal: TemporalDep) -> dict[str, Any]:
+    run = await load_run(session, thread_id, run_id)
+    cancellable = ("queued", "in_progress", "requires_action")
+    locked = await session.scalar(
+        select(RunRow).where(RunRow.id == run_id).with_for_update().execution_options(
+            populate_existing=True)
+    )
+    assert locked is not None
+    if locked.status == "cancelling":
+        return run_to_wire(locked)
+    if locked.status not in cancellable:
+        raise invalid(f"Cannot cancel run with status '{locked.status}'.")
+    locked.status = "cancelling"
+    session.add(locked)
+    await session.commit()
+    await cancel_run(temporal, run.id)
+    return run_to_wire(locked)
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", response_model=RunObject)
+async def submit_outputs(thread_id: ThreadId, run_id: RunId, body: SubmitToolOutputsRequest,
+                         session: SessionDep, temporal: TemporalDep) -> dict[str, Any]:
+    _refuse_stream(body.stream)
+    run = await load_run(session, thread_id, run_id)
+    if run.status != "requires_action":
+        raise invalid(f"Runs in status \"{run.status}\" do not accept tool outputs.")
+    await session.rollback()  # no transaction held while the workflow works
+    await submit_tool_outputs(temporal, run_id, [
+        ToolOutput(o.tool_call_id, o.output) for o in body.tool_outputs])
+    refreshed = await session.get(RunRow, run_id, populate_existing=True)
+    assert refreshed is not None
+    return run_to_wire(refreshed)

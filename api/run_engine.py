@@ -1,0 +1,65 @@
+"""The API's side of the run engine: start, cancel and feed run workflows."""
+
+from __future__ import annotations
+
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError
+
+from api.errors import ApiError, invalid
+from core.settings import Settings
+from core.tables import RunRow
+from workflows.run import AssistantRunWorkflow
+from workflows.types import RetrySettings, RunInput, SubmitToolOutputs, ToolOutput
+
+THREAD_ID = SearchAttributeKey.for_keyword("ThreadId")
+ASSISTANT_ID = SearchAttributeKey.for_keyword("AssistantId")
+
+
+def _retry_settings(settings: Settings) -> RetrySettings:
+    return RetrySettings(
+        initial_interval_seconds=settings.llm_retry_initial_seconds,
+        maximum_attempts=settings.llm_retry_max_attempts,
+        model_call_timeout_seconds=settings.llm_timeout_seconds,
+    )
+
+
+async def start_run(client: Client, settings: Settings, run: RunRow) -> None:
+    assert run.expires_at is not None
+    search_attributes = None
+    if settings.temporal_search_attributes:
+        search_attributes = TypedSearchAttributes([
+            SearchAttributePair(THREAD_ID, run.thread_id),
+            SearchAttributePair(ASSISTANT_ID, run.assistant_id),
+        ])
+    await client.start_workflow(
+        AssistantRunWorkflow.run,
+        RunInput(run.id, run.thread_id, run.assistant_id, run.expires_at,
+                 _retry_settings(settings)),
+        id=run.id,
+        task_queue=settings.temporal_task_queue,
+        memo={"thread_id": run.thread_id, "assistant_id": run.assistant_id},
+        search_attributes=search_attributes,
+        static_summary=f"Run {run.id} of assistant {run.assistant_id} on {run.thread_id}",
+    )
+
+
+async def cancel_run(client: Client, run_id: str) -> None:
+    try:
+        await client.get_workflow_handle(run_id).cancel()
+    except RPCError:
+        pass  # already closed: the run reached a terminal status on its own
+
+
+async def submit_tool_outputs(client: Client, run_id: str, outputs: list[ToolOutput]) -> None:
+    """Deliver outputs through the workflow's update; its validator's refusal is a 400."""
+    handle = client.get_workflow_handle_for(AssistantRunWorkflow.run, run_id)
+    try:
+        await handle.execute_update(AssistantRunWorkflow.submit_tool_outputs,
+                                    SubmitToolOutputs(outputs))
+    except WorkflowUpdateFailedError as error:
+        cause = error.cause
+        raise invalid(getattr(cause, "message", None) or str(cause), "tool_outputs") from None
+    except RPCError as error:
+        raise ApiError(409, f"Run {run_id} no longer accepts tool outputs ({error.message}).",
+                       code="run_not_active") from None

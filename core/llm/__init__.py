@@ -1,0 +1,1 @@
+"""LLM providers behind one neutral turn interface (no Assistants wire types here)."""

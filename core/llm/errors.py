@@ -1,0 +1,27 @@
+"""Provider failures, classified the way a run reports them (`last_error.code`)."""
+
+from __future__ import annotations
+
+
+class ProviderError(Exception):
+    """An LLM call failed. `retryable` decides whether Temporal tries again."""
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+    @property
+    def code(self) -> str:
+        """The run's `last_error.code` if this error ends the run."""
+        if self.status == 429:
+            return "rate_limit_exceeded"
+        if self.status is not None and 400 <= self.status < 500 and self.status not in (408, 409):
+            return "invalid_prompt"
+        return "server_error"
+
+    @property
+    def retryable(self) -> bool:
+        return self.code != "invalid_prompt"

@@ -1,0 +1,188 @@
+"""OpenAI-compatible chat completions (vLLM, Ollama, llama.cpp, FastChat, OpenAI, ...).
+
+Always streams: deltas are handed to `on_delta` as they arrive so callers can
+relay tokens, and a slow model still shows progress (and heartbeats).
+Retries are off here on purpose: Temporal owns retries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from core.llm.errors import ProviderError
+from core.llm.types import (
+    ChatMessage,
+    ChatRequest,
+    Delta,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    TurnOutcome,
+    Usage,
+)
+
+OnDelta = Callable[[Delta], Awaitable[None]]
+
+
+def message_to_openai(message: ChatMessage) -> dict[str, Any]:
+    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        # Some servers (llama.cpp) answer 500 to `content: null`; "" is accepted everywhere.
+        wire["content"] = message.content or ""
+        wire["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        wire["tool_call_id"] = message.tool_call_id
+    return wire
+
+
+def request_to_openai(request: ChatRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": request.model,  # sent as given: no prefix stripping
+        "messages": [message_to_openai(m) for m in request.messages],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if request.tools:
+        body["tools"] = [
+            {"type": "function", "function": {
+                k: v for k, v in (("name", t.name), ("description", t.description),
+                                  ("parameters", t.parameters), ("strict", t.strict))
+                if v is not None}}
+            for t in request.tools
+        ]
+        if request.tool_choice is not None:
+            body["tool_choice"] = request.tool_choice
+        if request.parallel_tool_calls is not None:
+            body["parallel_tool_calls"] = request.parallel_tool_calls
+    optional = {
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "max_tokens": request.max_completion_tokens,
+        "response_format": request.response_format,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    return body
+
+
+def _error_from_response(status: int, text: str, headers: httpx.Headers) -> ProviderError:
+    try:
+        message = json.loads(text)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = text[:500] or f"HTTP {status}"
+    retry_after = None
+    if "retry-after" in headers:
+        try:
+            retry_after = float(headers["retry-after"])
+        except ValueError:
+            retry_after = None
+    return ProviderError(f"Model provider returned {status}: {message}", status=status,
+                         retry_after=retry_after)
+
+
+class _Accumulator:
+    """Builds the final outcome from streamed chunks."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.calls: dict[int, ToolCall] = {}
+        self.finish_reason: str | None = None
+        self.usage = Usage()
+
+    def add(self, chunk: dict[str, Any]) -> list[Delta]:
+        deltas: list[Delta] = []
+        if chunk.get("usage"):
+            self.usage = Usage(chunk["usage"].get("prompt_tokens") or 0,
+                               chunk["usage"].get("completion_tokens") or 0)
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                self.text.append(delta["content"])
+                deltas.append(TextDelta(delta["content"]))
+            for call in delta.get("tool_calls") or []:
+                deltas.append(self._add_call(call))
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+        return deltas
+
+    def _add_call(self, call: dict[str, Any]) -> ToolCallDelta:
+        index = int(call.get("index", len(self.calls)))
+        function = call.get("function") or {}
+        known = self.calls.get(index)
+        if known is None:
+            known = self.calls[index] = ToolCall(id=call.get("id") or "", name="", arguments="")
+        # Some servers repeat id and name in every chunk: keep the first, never concatenate.
+        new_id = call.get("id") if not known.id else None
+        known.id = known.id or call.get("id") or ""
+        new_name = function.get("name") if not known.name else None
+        known.name = known.name or function.get("name") or ""
+        arguments = function.get("arguments") or ""
+        known.arguments += arguments
+        return ToolCallDelta(index=index, id=new_id, name=new_name, arguments=arguments)
+
+    def outcome(self) -> TurnOutcome:
+        calls = [self.calls[i] for i in sorted(self.calls)]
+        if self.finish_reason is None:
+            raise ProviderError("Model stream ended without a finish reason (truncated).")
+        return TurnOutcome(text="".join(self.text), tool_calls=calls,
+                           finish_reason=self.finish_reason, usage=self.usage)
+
+
+class OpenAICompatibleProvider:
+    def __init__(self, http: httpx.AsyncClient, base_url: str, api_key: str | None) -> None:
+        self._http = http
+        self._url = base_url.rstrip("/") + "/chat/completions"
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+    async def complete(self, request: ChatRequest, on_delta: OnDelta) -> TurnOutcome:
+        body = request_to_openai(request)
+        accumulator = _Accumulator()
+        try:
+            async with self._http.stream("POST", self._url, json=body,
+                                         headers=self._headers) as response:
+                if response.status_code >= 400:
+                    text = (await response.aread()).decode(errors="replace")
+                    raise _error_from_response(response.status_code, text, response.headers)
+                if "text/event-stream" not in response.headers.get("content-type", ""):
+                    # A server that ignores "stream": one JSON completion.
+                    await self._single(await response.aread(), accumulator, on_delta)
+                    return accumulator.outcome()
+                async for line in response.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    try:
+                        chunk = json.loads(data)
+                    except ValueError as exc:
+                        raise ProviderError(f"Model stream sent malformed data: {data[:200]}") from exc
+                    if "error" in chunk:
+                        raise ProviderError(f"Model stream error: {chunk['error']}")
+                    for delta in accumulator.add(chunk):
+                        await on_delta(delta)
+        except httpx.TimeoutException as exc:
+            raise ProviderError(f"Model provider timed out ({type(exc).__name__}).") from exc
+        except httpx.TransportError as exc:
+            raise ProviderError(f"Model provider unreachable ({type(exc).__name__}).") from exc
+        return accumulator.outcome()
+
+    async def _single(self, raw: bytes, accumulator: _Accumulator, on_delta: OnDelta) -> None:
+        try:
+            completion = json.loads(raw)
+            choice = completion["choices"][0]
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise ProviderError(f"Model provider sent malformed JSON: {raw[:200]!r}") from exc
+        message = choice.get("message") or {}
+        chunk = {"usage": completion.get("usage"), "choices": [{
+            "delta": {"content": message.get("content"), "tool_calls": [
+                {**call, "index": i} for i, call in enumerate(message.get("tool_calls") or [])]},
+            "finish_reason": choice.get("finish_reason") or "stop"}]}
+        for delta in accumulator.add(chunk):
+            await on_delta(delta)

@@ -1,0 +1,276 @@
+"""A deterministic OpenAI-compatible chat-completions server for the test suite.
+
+It is a real HTTP server (uvicorn in a daemon thread with its own event loop) because the
+product's worker, possibly in another process, reaches the LLM over HTTP. Behaviour is driven
+only by `[[directive]]`s in the last user message, so concurrent tests never interfere:
+
+    [[reply:TEXT]]  [[tokens:N]]  [[call:NAME {json}]] (repeatable)  [[delay:S]]
+    [[fail:CODE]] / [[fail:CODExN]]  [[garbage]]  [[truncate]]  [[tokendelay:MS]]
+    [[after_tool:TEXT]] (answer once tool results follow the user message)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Send
+
+Json = dict[str, Any]
+_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
+                403: "permission_error", 404: "not_found_error", 429: "rate_limit_exceeded"}
+_CALL_NAME = re.compile(r"call:([\w.-]+)\s*")
+_DECODER = json.JSONDecoder()
+
+
+@dataclass
+class Directives:
+    options: dict[str, str] = field(default_factory=dict)  # first occurrence of each name wins
+    calls: list[tuple[str, str]] = field(default_factory=list)  # (name, arguments string)
+    text: str = ""  # the message with every directive removed, stripped
+
+
+def parse_directives(text: str) -> Directives:
+    """Split `text` into directives and the remaining prose.
+
+    `[[call:...]]` arguments are decoded as JSON first so that `]]` inside them (nested arrays)
+    does not end the directive; if they are not valid JSON they are passed through verbatim,
+    which lets tests exercise the product's handling of malformed tool arguments.
+    """
+    out, rest, pos = Directives(), [], 0
+    while (start := text.find("[[", pos)) != -1:
+        rest.append(text[pos:start])
+        if m := _CALL_NAME.match(text, start + 2):
+            try:
+                args, end = _DECODER.raw_decode(text, m.end())
+                end = len(text) - len(text[end:].lstrip())
+            except ValueError:
+                args, end = ({}, m.end()) if text.startswith("]]", m.end()) else (None, -1)
+            if end >= 0 and text.startswith("]]", end):
+                out.calls.append((m[1], json.dumps(args, separators=(",", ":"),
+                                                   ensure_ascii=False)))
+                pos = end + 2
+                continue
+        end = text.find("]]", start + 2)
+        if end == -1:  # an unterminated `[[` is just text
+            rest.append(text[start:])
+            pos = len(text)
+            break
+        name, _, value = text[start + 2:end].partition(":")
+        if name.strip() == "call":  # malformed JSON arguments: pass them through raw
+            call_name, _, raw = value.strip().partition(" ")
+            out.calls.append((call_name, raw.strip() or "{}"))
+        else:
+            out.options.setdefault(name.strip(), value)
+        pos = end + 2
+    rest.append(text[pos:])
+    out.text = "".join(rest).strip()
+    return out
+
+
+def content_text(content: Any) -> str:
+    """Text of a message `content`: a string or a list of `{"type": "text", "text": ...}` parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text") or "" for p in content
+                       if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def error_response(status: int, message: str) -> JSONResponse:
+    kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    headers = {"Retry-After": "1"} if status == 429 else None
+    body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class _CutStream(StreamingResponse):
+    """A stream that ends without the final empty chunk, so uvicorn drops the connection
+    mid-body: the client sees a genuinely truncated response, not a clean EOF."""
+
+    async def stream_response(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": self.raw_headers})
+        async for chunk in self.body_iterator:
+            body = chunk if isinstance(chunk, bytes) else str(chunk).encode()
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+
+
+class FakeLLM:
+    def __init__(self) -> None:
+        self.requests: list[Json] = []
+        self._lock = threading.Lock()
+        self._fail_counts: dict[str, int] = {}
+        self._ids = itertools.count(1)  # never reset, so tool-call ids stay unique per server
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))  # port known before start, no bind race
+        self.port: int = self._sock.getsockname()[1]
+        app = Starlette(routes=[
+            Route("/v1/chat/completions", self._chat, methods=["POST"]),
+            Route("/v1/models", self._models, methods=["GET"]),
+            Route("/_requests", self._log, methods=["GET"]),
+        ])
+        # log_config=None: never reconfigure the process-wide logging the product relies on.
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=1)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
+                                        name=f"fake-llm-{self.port}", daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> FakeLLM:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("fake LLM server failed to start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=5)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()  # in place, so references held by tests stay valid
+            self._fail_counts.clear()
+
+    def requests_containing(self, marker: str) -> list[Json]:
+        with self._lock:
+            return [body for body in self.requests
+                    if any(marker in content_text(m.get("content"))
+                           for m in body.get("messages") or [] if isinstance(m, dict))]
+
+    async def _models(self, request: Request) -> Response:
+        model = {"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}
+        return JSONResponse({"object": "list", "data": [model]})
+
+    async def _log(self, request: Request) -> Response:
+        with self._lock:
+            return JSONResponse(list(self.requests))
+
+    async def _chat(self, request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return error_response(400, "Request body is not valid JSON.")
+        if isinstance(body, dict):
+            with self._lock:
+                self.requests.append(body)
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return error_response(400, "'messages' is a required property.")
+        messages = [m for m in body["messages"] if isinstance(m, dict)]
+        user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+        user_text = content_text(messages[user].get("content")) if user >= 0 else ""
+        d = parse_directives(user_text)
+        tool_results = [content_text(m.get("content")) for m in messages[user + 1:]
+                        if m.get("role") == "tool"]
+        calls: list[tuple[str, str]] = []
+        token_delay = 0.0
+        if tool_results:  # the second leg of a tool round trip: only after_tool applies
+            answer = d.options.get("after_tool", "Tool results: " + " | ".join(tool_results))
+            garbage = truncate = False
+        else:
+            if "delay" in d.options:
+                await asyncio.sleep(float(d.options["delay"]))
+            if "fail" in d.options:
+                code, _, times = d.options["fail"].strip().partition("x")
+                with self._lock:  # counted per exact user text so each test has its own
+                    seen = self._fail_counts[user_text] = self._fail_counts.get(user_text, 0) + 1
+                if not times or seen <= int(times):
+                    return error_response(int(code), f"Injected failure {code} ({seen}).")
+            garbage, truncate = "garbage" in d.options, "truncate" in d.options
+            token_delay = float(d.options.get("tokendelay", 0)) / 1000
+            known = {t.get("function", {}).get("name") for t in body.get("tools") or []
+                     if isinstance(t, dict)}
+            unknown = [name for name, _ in d.calls if name not in known]
+            if unknown:
+                answer = f"Unknown tool {unknown[0]}"
+            elif d.calls:
+                calls, answer = d.calls, ""
+            elif "reply" in d.options:
+                answer = d.options["reply"]
+            elif "tokens" in d.options:
+                answer = " ".join(f"w{i}" for i in range(1, int(d.options["tokens"]) + 1))
+            else:
+                answer = "Echo: " + d.text
+        finish = "tool_calls" if calls else "stop"
+        limit = body.get("max_completion_tokens", body.get("max_tokens"))
+        if not calls and isinstance(limit, int) and len(answer.split()) > limit:
+            answer, finish = " ".join(answer.split()[:limit]), "length"
+        tool_calls: list[Json] = [{"id": f"call_{next(self._ids):06d}{uuid.uuid4().hex[:8]}",
+                       "type": "function", "function": {"name": name, "arguments": args}}
+                      for name, args in calls]
+        prompt = max(1, sum(len(content_text(m.get("content"))) for m in messages) // 4)
+        completion = (sum(1 + len(a.split()) for _, a in calls) if calls
+                      else max(1, len(answer.split())))
+        usage = {"prompt_tokens": prompt, "completion_tokens": completion,
+                 "total_tokens": prompt + completion}
+        base = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()),
+                "model": body.get("model", "fake-model")}
+        if not body.get("stream"):
+            if garbage:
+                return Response('{"choices": [ this is not json', media_type="application/json")
+            message: Json = {"role": "assistant", "content": None if calls else answer}
+            if tool_calls:
+                message["tool_calls"] = tool_calls
+            return JSONResponse({**base, "object": "chat.completion", "usage": usage, "choices": [
+                {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}]})
+
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        deltas: list[Json] = [{"content": p} for p in re.findall(r"\S+\s*|\s+", answer)]
+        for i, call in enumerate(tool_calls):  # OpenAI shape: header first, then argument pieces
+            fn = call["function"]
+            deltas.append({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                           "function": {"name": fn["name"], "arguments": ""}}]})
+            pieces = [fn["arguments"][j:j + 8] for j in range(0, len(fn["arguments"]), 8)]
+            deltas += [{"tool_calls": [{"index": i, "function": {"arguments": p}}]} for p in pieces]
+        if truncate:
+            deltas = deltas[:max(1, min(3, len(deltas) - 1))]
+
+        def event(delta: Json | None, finish_reason: str | None = None, **extra: Any) -> str:
+            chunk: Json = {**base, "object": "chat.completion.chunk", "choices": [] if delta is None
+                           else [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+            if include_usage:
+                chunk["usage"] = None  # as OpenAI does: null on every chunk but the last
+            return f"data: {json.dumps({**chunk, **extra})}\n\n"
+
+        async def events() -> AsyncIterator[str]:
+            yield event({"role": "assistant", "content": ""})
+            if garbage:
+                yield 'data: {"choices": [ this is not json\n\n'
+                yield "data: [DONE]\n\n"
+                return
+            for delta in deltas:
+                if token_delay:
+                    await asyncio.sleep(token_delay)
+                yield event(delta)
+            if truncate:
+                return  # _CutStream then drops the connection
+            yield event({}, finish)
+            if include_usage:
+                yield event(None, usage=usage)
+            yield "data: [DONE]\n\n"
+
+        cls = _CutStream if truncate else StreamingResponse
+        return cls(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,1 @@
+"""Temporal workflows and their small dataclass inputs/outputs. No I/O imports here."""

@@ -1,0 +1,177 @@
+"""AssistantRun: one durable workflow per run (workflow id = run id).
+
+queued -> in_progress -> (model turn) -> completed
+                          \\-> requires_action -> (tool outputs) -> queued -> in_progress -> ...
+Every state change is written to Postgres by an activity; the workflow only
+decides what happens next, so a crashed worker resumes exactly where it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutType
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+
+from workflows.types import (
+    FinishInput,
+    ModelTurnInput,
+    ModelTurnResult,
+    RecordToolOutputsInput,
+    RunInput,
+    RunResult,
+    RunState,
+    SubmitToolOutputs,
+    TransitionInput,
+)
+
+with workflow.unsafe.imports_passed_through():
+    from activities.runs import RunActivities
+
+# Short Postgres writes: local activities (no task-queue round trip).
+DB_WRITE = {
+    "start_to_close_timeout": timedelta(seconds=10),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200),
+                                maximum_interval=timedelta(seconds=5)),
+}
+ERROR_CODES = {"RateLimited": "rate_limit_exceeded", "InvalidPrompt": "invalid_prompt"}
+
+
+@workflow.defn(name="AssistantRun")
+class AssistantRunWorkflow:
+    def __init__(self) -> None:
+        self._status = "queued"
+        self._turn = 0
+        self._pending: list[str] = []
+        self._outputs_recorded = False
+        self._submission_in_flight = False
+
+    @workflow.run
+    async def run(self, input: RunInput) -> RunResult:
+        self._input = input
+        try:
+            await self._transition("in_progress", ["queued"])
+            while True:
+                self._turn += 1
+                result = await self._model_turn()
+                if result.kind == "expired":
+                    return await self._finish("expired")
+                if result.kind != "tool_calls":
+                    self._status = "completed" if result.kind == "message" else "incomplete"
+                    return RunResult(self._status)
+                self._status, self._pending = "requires_action", result.tool_call_ids
+                if not await self._wait_for_outputs():
+                    return await self._finish("expired")
+                self._outputs_recorded = False
+                await self._transition("in_progress", ["queued"])
+        except asyncio.CancelledError:
+            # Cancellation reached us (the in-flight activity was cancelled through
+            # its heartbeats); record it, then let Temporal show the run as cancelled.
+            await asyncio.shield(asyncio.ensure_future(self._finish("cancelled")))
+            raise
+        except ActivityError as error:
+            return await self._finish_failed(error)
+
+    async def _model_turn(self) -> ModelTurnResult:
+        retry = self._input.retry
+        remaining = self._input.expires_at - workflow.now().timestamp()
+        if remaining <= 0:
+            return ModelTurnResult("expired")
+        return await workflow.execute_activity_method(
+            RunActivities.model_turn,
+            ModelTurnInput(self._input.run_id, self._turn),
+            start_to_close_timeout=timedelta(seconds=retry.model_call_timeout_seconds),
+            # The whole turn, retries included, must end before the run expires.
+            schedule_to_close_timeout=timedelta(seconds=remaining),
+            heartbeat_timeout=timedelta(seconds=retry.heartbeat_timeout_seconds),
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(seconds=retry.initial_interval_seconds),
+                maximum_interval=timedelta(seconds=retry.maximum_interval_seconds),
+                maximum_attempts=retry.maximum_attempts,
+                non_retryable_error_types=["InvalidPrompt"],
+            ),
+        )
+
+    async def _wait_for_outputs(self) -> bool:
+        """Wait for tool outputs until the run expires; False if it expired first."""
+        remaining = self._input.expires_at - workflow.now().timestamp()
+        try:
+            await workflow.wait_condition(lambda: self._outputs_recorded,
+                                          timeout=max(remaining, 0.001))
+        except TimeoutError:
+            return self._outputs_recorded
+        return True
+
+    async def _transition(self, to_status: str, from_statuses: list[str]) -> None:
+        await workflow.execute_local_activity_method(
+            RunActivities.transition,
+            TransitionInput(self._input.run_id, to_status, from_statuses),
+            **DB_WRITE,  # type: ignore[arg-type]
+        )
+        self._status = to_status
+
+    async def _finish(self, status: str, last_error: dict[str, str] | None = None) -> RunResult:
+        await workflow.execute_local_activity_method(
+            RunActivities.finish_run,
+            FinishInput(self._input.run_id, status, last_error),
+            **DB_WRITE,  # type: ignore[arg-type]
+        )
+        self._status = status
+        return RunResult(status)
+
+    async def _finish_failed(self, error: ActivityError) -> RunResult:
+        cause = error.cause
+        if isinstance(cause, TemporalTimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_CLOSE:
+            # The turn, retries included, could not finish before expires_at.
+            return await self._finish("expired")
+        code, message = "server_error", str(cause or error)
+        if isinstance(cause, ApplicationError):
+            code = ERROR_CODES.get(cause.type or "", "server_error")
+            message = cause.message
+        workflow.logger.warning("run %s failed: %s", self._input.run_id, code)
+        return await self._finish("failed", {"code": code, "message": message})
+
+    # --- tool outputs: an update (validated, synchronous) and a signal (operators) ---
+    @workflow.update(name="submit_tool_outputs")
+    async def submit_tool_outputs(self, outputs: SubmitToolOutputs) -> RunState:
+        # Set before the first await: a second submission racing this one is rejected.
+        self._submission_in_flight = True
+        await workflow.execute_local_activity_method(
+            RunActivities.record_tool_outputs,
+            RecordToolOutputsInput(self._input.run_id, self._turn, outputs.tool_outputs),
+            **DB_WRITE,  # type: ignore[arg-type]
+        )
+        self._status, self._pending, self._outputs_recorded = "queued", [], True
+        self._submission_in_flight = False
+        return self.state()
+
+    @submit_tool_outputs.validator
+    def validate_tool_outputs(self, outputs: SubmitToolOutputs) -> None:
+        if self._status != "requires_action" or self._submission_in_flight:
+            raise ValueError(f"Runs in status \"{self._status}\" do not accept tool outputs.")
+        given = [o.tool_call_id for o in outputs.tool_outputs]
+        for call_id in given:
+            if call_id not in self._pending:
+                raise ValueError(f"Invalid tool_call_id: {call_id}. No tool call with this id "
+                                 "awaits an output.")
+        if len(set(given)) != len(given):
+            raise ValueError("Duplicate tool_call_id in tool_outputs.")
+        if sorted(given) != sorted(self._pending):
+            raise ValueError(f"Expected tool outputs for call_ids {self._pending}, got {given}.")
+
+    @workflow.signal(name="submit_tool_outputs_signal")
+    async def submit_tool_outputs_signal(self, outputs: SubmitToolOutputs) -> None:
+        """For operators (Temporal UI/CLI): same checks, but a bad signal is only logged."""
+        try:
+            self.validate_tool_outputs(outputs)
+        except ValueError as rejected:
+            workflow.logger.warning("ignored tool outputs signal: %s", rejected)
+            return
+        await self.submit_tool_outputs(outputs)
+
+    @workflow.query(name="state")
+    def state(self) -> RunState:
+        return RunState(self._status, self._turn, list(self._pending))

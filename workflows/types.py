@@ -1,0 +1,95 @@
+"""What crosses the workflow boundary: ids, statuses, small summaries; never thread content.
+
+Tool outputs are the one exception: they arrive through the update (or the
+signal an operator sends from the Temporal UI) and go straight to Postgres.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class RetrySettings:
+    """How model calls are retried; read from settings when the run is created."""
+
+    initial_interval_seconds: float = 1.0
+    maximum_interval_seconds: float = 30.0
+    maximum_attempts: int = 6
+    model_call_timeout_seconds: float = 120.0
+    heartbeat_timeout_seconds: float = 15.0
+
+
+@dataclass
+class RunInput:
+    run_id: str
+    thread_id: str
+    assistant_id: str
+    # Unix seconds: the run expires if it is still active then.
+    expires_at: int
+    retry: RetrySettings = field(default_factory=RetrySettings)
+
+
+@dataclass
+class RunResult:
+    status: str
+
+
+@dataclass
+class ToolOutput:
+    tool_call_id: str
+    output: str
+
+
+@dataclass
+class SubmitToolOutputs:
+    tool_outputs: list[ToolOutput]
+
+
+@dataclass
+class RunState:
+    """The live state a query returns to operators (Postgres holds the record)."""
+
+    status: str
+    turn: int
+    pending_tool_call_ids: list[str]
+
+
+# --- activity inputs/outputs ---------------------------------------------------
+@dataclass
+class TransitionInput:
+    run_id: str
+    to_status: str
+    from_statuses: list[str]
+    last_error: dict[str, Any] | None = None
+
+
+@dataclass
+class ModelTurnInput:
+    run_id: str
+    turn: int
+
+
+@dataclass
+class ModelTurnResult:
+    # "message": the run is complete; "tool_calls": it awaits outputs;
+    # "incomplete": a token limit ended it.
+    kind: str
+    tool_call_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RecordToolOutputsInput:
+    run_id: str
+    turn: int
+    tool_outputs: list[ToolOutput]
+
+
+@dataclass
+class FinishInput:
+    """End a run that did not complete: failed, cancelled or expired."""
+
+    run_id: str
+    status: str
+    last_error: dict[str, Any] | None = None
