@@ -83,8 +83,9 @@ async def record_tool_calls(session: AsyncSession, run: RunRow, turn: int,
                             calls: list[ToolCall], usage: Usage) -> list[str]:
     """The model asked for functions: a tool_calls step and requires_action, together."""
     ids_ = [call_id(run.id, turn, i) for i in range(len(calls))]
+    pairs = list(zip(ids_, calls, strict=True))
     step_calls = [{"id": cid, "type": "function", "function": {
-        "name": c.name, "arguments": c.arguments, "output": None}} for cid, c in zip(ids_, calls, strict=True)]
+        "name": c.name, "arguments": c.arguments, "output": None}} for cid, c in pairs]
     await insert_step(session, run, turn, "tool_calls", "in_progress",
                       {"type": "tool_calls", "tool_calls": step_calls}, None)
     # Usage of this turn waits on the step until outputs complete it.
@@ -92,7 +93,7 @@ async def record_tool_calls(session: AsyncSession, run: RunRow, turn: int,
                           .values(usage=usage_dict(usage)))
     required = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": [
         {"id": cid, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-        for cid, c in zip(ids_, calls, strict=True)]}}
+        for cid, c in pairs]}}
     await transition(session, run.id, "requires_action", ["in_progress"],
                      required_action=required)
     return ids_

@@ -121,6 +121,10 @@ def _validation_error(error: dict[str, Any]) -> ApiError:
             f"Invalid '{param}': array too long. Expected an array with maximum length "
             f"{ctx.get('max_length')}, but got an array with length {ctx.get('actual_length')} "
             "instead.", param, "array_above_max_length")
+    if kind == "too_short" and ctx.get("actual_length") == 0:
+        return invalid(
+            f"Invalid '{param}': empty array. Expected an array with minimum length "
+            f"{ctx.get('min_length')}, but got an empty array instead.", param, "empty_array")
     if kind in ("greater_than_equal", "greater_than"):
         return invalid(
             f"Invalid '{param}': value below minimum. Expected a value >= "
@@ -171,7 +175,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        template, kind = _STATUS_MESSAGES.get(exc.status_code, (str(exc.detail), "invalid_request_error"))
+        template, kind = _STATUS_MESSAGES.get(
+            exc.status_code, (str(exc.detail), "invalid_request_error"))
         message = template.format(method=request.method, path=request.url.path)
         return _response(ApiError(exc.status_code, message, type=kind,
                                   headers=getattr(exc, "headers", None)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
@@ -45,10 +47,9 @@ async def start_run(client: Client, settings: Settings, run: RunRow) -> None:
 
 
 async def cancel_run(client: Client, run_id: str) -> None:
-    try:
+    # An RPCError means the workflow already closed: the run ended on its own.
+    with contextlib.suppress(RPCError):
         await client.get_workflow_handle(run_id).cancel()
-    except RPCError:
-        pass  # already closed: the run reached a terminal status on its own
 
 
 async def submit_tool_outputs(client: Client, run_id: str, outputs: list[ToolOutput]) -> None:

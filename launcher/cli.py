@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
 
@@ -88,20 +89,27 @@ def cmd_up(args: argparse.Namespace) -> None:
     data_dir = Path(args.data_dir).resolve()
     wanted_ports = [(args.port, "the API")]
     if not settings.temporal_address:
-        wanted_ports += [(7233, "Temporal"), (8233, "the Temporal UI")]
+        wanted_ports += [(args.temporal_port, "Temporal"),
+                         (args.temporal_ui_port, "the Temporal UI")]
     for port, what in wanted_ports:
         if port_is_open(port):
             sys.exit(f"error: port {port} (for {what}) is already in use.")
-    stack = EmbeddedStack(data_dir, Ports(temporal=7233, temporal_ui=8233))
+    ports = Ports(temporal=args.temporal_port, temporal_ui=args.temporal_ui_port)
+    stack = EmbeddedStack(data_dir, ports)
     children: list[ChildProcess] = []
 
     def shutdown(signum: int, _: FrameType | None) -> None:
+        # Once: a second SIGTERM must not interrupt the orderly stop below.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, shutdown)
     try:
         print(f"starting the embedded stack in {data_dir} ...", flush=True)
-        env = stack.start(_configured(settings))
+        try:
+            env = stack.start(_configured(settings))
+        except (RuntimeError, TimeoutError) as exc:
+            sys.exit(f"error: {exc}")
         upgrade(env["DATABASE_URL"])
         child_env = {**env, "PYTHONUNBUFFERED": "1"}
         logs = data_dir / "logs"
@@ -112,7 +120,10 @@ def cmd_up(args: argparse.Namespace) -> None:
         children.append(ChildProcess("worker", [sys.executable, "-m", "launcher.cli", "worker"],
                                      logs / "worker.log", env=child_env))
         api_url = f"http://{args.host}:{args.port}"
-        _wait_healthy(api_url, api)
+        try:
+            _wait_healthy(api_url, api)
+        except (RuntimeError, TimeoutError) as exc:
+            sys.exit(f"error: the API did not start: {exc}")
         _print_table(api_url, stack, env, data_dir)
         while all(child.running() for child in children):
             time.sleep(0.5)
@@ -124,8 +135,10 @@ def cmd_up(args: argparse.Namespace) -> None:
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     finally:
-        for child in reversed(children):
-            child.stop()
+        # The API and the worker first (together: neither needs the other), then
+        # the servers they use.
+        with ThreadPoolExecutor(max_workers=max(1, len(children))) as pool:
+            list(pool.map(ChildProcess.stop, children))
         stack.stop()
 
 
@@ -154,6 +167,10 @@ def main(argv: list[str] | None = None) -> None:
     up = commands.add_parser("up", help="run everything on the embedded stack")
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=3000)
+    up.add_argument("--temporal-port", type=int, default=7233,
+                    help="Temporal frontend gRPC port (default: %(default)s)")
+    up.add_argument("--temporal-ui-port", type=int, default=8233,
+                    help="Temporal web UI port (default: %(default)s)")
     up.add_argument("--data-dir", default="assistants-data")
     up.set_defaults(func=cmd_up)
     api = commands.add_parser("api", help="run the HTTP API (configured by env vars)")

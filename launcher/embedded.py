@@ -51,9 +51,24 @@ class EmbeddedStack:
     urls: dict[str, str] = field(default_factory=dict)
     processes: dict[str, ChildProcess] = field(default_factory=dict)
 
-    def start(self, configured: dict[str, str] | None = None) -> dict[str, str]:
-        """Start every service whose URL is missing from `configured`; return the env to use."""
-        configured = configured or {}
+    def start(self, configured: dict[str, str] | None = None,
+              attempts: int = 3) -> dict[str, str]:
+        """Start every service whose URL is missing from `configured`; return the env to use.
+
+        Internal ports are picked free just before each server binds them; on a
+        busy machine another process can take one in between, so a start that
+        failed on "address already in use" is retried with new ports.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start_once(configured or {})
+            except (RuntimeError, TimeoutError) as exc:
+                self.stop()
+                if attempt == attempts or "address already in use" not in str(exc).lower():
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start_once(self, configured: dict[str, str]) -> dict[str, str]:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.env = {k: v for k, v in configured.items() if v}
         starters = {

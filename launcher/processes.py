@@ -101,7 +101,7 @@ class ChildProcess:
             try:
                 if ready():
                     return
-            except Exception:  # noqa: BLE001 - "not ready yet" takes many shapes
+            except Exception:  # "not ready yet" takes many shapes
                 pass
             time.sleep(0.05)
         raise TimeoutError(f"{self.name} did not become ready in {timeout}s:\n{self.log_tail()}")

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,15 +31,19 @@ SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "S3_ENDPOINT", "S3_ACCESS_KEY", "S3
 
 
 @pytest.fixture(scope="session")
-def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def stack_env() -> Iterator[dict[str, str]]:
     configured = {name: os.environ[name] for name in SERVICE_VARS if os.environ.get(name)}
-    stack = EmbeddedStack(tmp_path_factory.mktemp("stack"), ephemeral=True)
+    # Not under pytest's tmp dir: each pytest session resets that to mode 0700,
+    # which locks out Postgres (it runs as its own user when we are root).
+    data_dir = Path(tempfile.mkdtemp(prefix="assistants-test-stack-"))
+    stack = EmbeddedStack(data_dir, ephemeral=True)
     try:
         env = stack.start(configured)
         upgrade(env["DATABASE_URL"])
         yield env
     finally:
         stack.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutType
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutType
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 from workflows.types import (
@@ -73,6 +73,11 @@ class AssistantRunWorkflow:
             await asyncio.shield(asyncio.ensure_future(self._finish("cancelled")))
             raise
         except ActivityError as error:
+            if isinstance(error.cause, CancelledError):
+                # The workflow was cancelled while the model was working: the
+                # activity's cancellation arrives here, not as asyncio's.
+                await self._finish("cancelled")
+                raise asyncio.CancelledError() from error
             return await self._finish_failed(error)
 
     async def _model_turn(self) -> ModelTurnResult:

@@ -6,6 +6,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from sqlmodel import col
 
 from api.deps import SessionDep
 from api.ids import MessageId, ThreadId
@@ -60,9 +61,9 @@ async def list_messages(
     run_id: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
     await load_thread(session, thread_id)
-    filters = [MessageRow.thread_id == thread_id]
+    filters = [col(MessageRow.thread_id) == thread_id]
     if run_id is not None:
-        filters.append(MessageRow.run_id == run_id)
+        filters.append(col(MessageRow.run_id) == run_id)
     return await paginate(session, MessageRow, params, message_to_wire, *filters)
 
 

@@ -50,7 +50,8 @@ def _new_run_row(thread_id: str, assistant: AssistantRow, body: RunOptions,
     now = int(time.time())
     instructions = body.instructions if body.instructions is not None else assistant.instructions
     if extra_instructions:
-        instructions = f"{instructions}\n{extra_instructions}" if instructions else extra_instructions
+        instructions = (f"{instructions}\n{extra_instructions}" if instructions
+                        else extra_instructions)
     given = body.model_fields_set
     return RunRow(
         id=ids.new_id(ids.RUN),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Discriminator, Field, Tag
 
 from api.schemas.common import Metadata, Request, WireObject
 
@@ -37,6 +37,21 @@ class ImageFilePart(Request):
 ContentPart = Annotated[TextPart | ImageUrlPart | ImageFilePart, Field(discriminator="type")]
 
 
+def _content_kind(value: Any) -> str:
+    return "str" if isinstance(value, str) else "list[content-part]"
+
+
+# A string or a non-empty list of parts. A plain `str | list[...]` union would
+# report every bad list against its string member first ("content.str: expected
+# a string"); choosing the member by the value's type reports the list's own
+# error. The tag names follow pydantic's member labels, which error params omit.
+Content = Annotated[
+    Annotated[str, Tag("str")]
+    | Annotated[list[ContentPart], Field(min_length=1), Tag("list[content-part]")],
+    Discriminator(_content_kind),
+]
+
+
 class AttachmentTool(Request):
     type: Literal["code_interpreter", "file_search"]
 
@@ -48,7 +63,7 @@ class Attachment(Request):
 
 class CreateMessage(Request):
     role: Literal["user", "assistant"]
-    content: str | Annotated[list[ContentPart], Field(min_length=1)]
+    content: Content
     attachments: list[Attachment] | None = None
     metadata: Metadata | None = None
 

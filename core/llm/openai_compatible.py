@@ -162,7 +162,8 @@ class OpenAICompatibleProvider:
                     try:
                         chunk = json.loads(data)
                     except ValueError as exc:
-                        raise ProviderError(f"Model stream sent malformed data: {data[:200]}") from exc
+                        raise ProviderError(
+                            f"Model stream sent malformed data: {data[:200]}") from exc
                     if "error" in chunk:
                         raise ProviderError(f"Model stream error: {chunk['error']}")
                     for delta in accumulator.add(chunk):

