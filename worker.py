@@ -8,11 +8,13 @@ import signal
 from datetime import timedelta
 
 import httpx
+import redis.asyncio as redis
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.runs import RunActivities
 from core.db import create_engine, create_sessionmaker
+from core.events import RunEvents
 from core.llm.openai_compatible import OpenAICompatibleProvider
 from core.settings import Settings
 from workflows.run import AssistantRunWorkflow
@@ -40,7 +42,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     async with httpx.AsyncClient(timeout=timeout) as http:
         provider = OpenAICompatibleProvider(http, settings.model_base_url,
                                             settings.model_api_key.get_secret_value() or None)
-        activities = RunActivities(create_sessionmaker(engine), provider)
+        redis_client = redis.from_url(settings.redis_url)
+        activities = RunActivities(create_sessionmaker(engine), provider,
+                                   RunEvents(redis_client))
         client = await Client.connect(settings.temporal_address,
                                       namespace=settings.temporal_namespace)
         worker = build_worker(client, settings, activities)
@@ -52,4 +56,5 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                 loop.add_signal_handler(signum, stop.set)
         async with worker:  # leaving the block shuts down gracefully
             await stop.wait()
+        await redis_client.aclose()
     await engine.dispose()

@@ -23,8 +23,9 @@ MESSAGE_INCOMPLETE_REASONS = {"cancelled": "run_cancelled", "failed": "run_faile
                               "expired": "run_expired"}
 
 
-def step_id(run_id: str, turn: int) -> str:
-    return ids.derived_id(ids.STEP, run_id, str(turn))
+def step_id(run_id: str, turn: int, kind: str) -> str:
+    """kind: "message" or "tools" (one turn may write some text and call functions)."""
+    return ids.derived_id(ids.STEP, run_id, str(turn), kind)
 
 
 def message_id(run_id: str, turn: int) -> str:
@@ -66,31 +67,57 @@ async def run_usage(session: AsyncSession, run_id: str, extra: Usage) -> dict[st
     return usage_dict(total)
 
 
-async def insert_step(session: AsyncSession, run: RunRow, turn: int, type: str, status: str,
-                      details: dict[str, Any], usage: Usage | None) -> None:
-    now = int(time.time())
-    await session.execute(
+STEP_KINDS = {"message_creation": "message", "tool_calls": "tools"}
+
+
+async def insert_step(session: AsyncSession, run: RunRow, turn: int, type: str,
+                      details: dict[str, Any]) -> bool:
+    """An in-progress step; False if an earlier attempt of this turn created it already."""
+    inserted = await session.scalar(
         insert(RunStepRow).values(
-            id=step_id(run.id, turn), run_id=run.id, thread_id=run.thread_id,
-            assistant_id=run.assistant_id, created_at=now, type=type, status=status,
-            step_details=details, usage=usage_dict(usage) if usage else None,
-            completed_at=now if status == "completed" else None, metadata={},
-        ).on_conflict_do_nothing(index_elements=["id"])
+            id=step_id(run.id, turn, STEP_KINDS[type]), run_id=run.id, thread_id=run.thread_id,
+            assistant_id=run.assistant_id, created_at=int(time.time()), type=type,
+            status="in_progress", step_details=details, metadata={},
+        ).on_conflict_do_nothing(index_elements=["id"]).returning(RunStepRow.id)
     )
+    return inserted is not None
+
+
+async def open_message(session: AsyncSession, run: RunRow, turn: int) -> bool:
+    """The message_creation step and its empty in-progress message, as text starts."""
+    msg_id = message_id(run.id, turn)
+    created = await insert_step(session, run, turn, "message_creation",
+                                {"type": "message_creation", "message_creation": {
+                                    "message_id": msg_id}})
+    await session.execute(insert(MessageRow).values(
+        id=msg_id, thread_id=run.thread_id, created_at=int(time.time()), role="assistant",
+        content=[], status="in_progress", assistant_id=run.assistant_id, run_id=run.id,
+        attachments=[], metadata={},
+    ).on_conflict_do_nothing(index_elements=["id"]))
+    return created
+
+
+async def complete_step(session: AsyncSession, run_id: str, turn: int, kind: str,
+                        usage: Usage | None, **values: Any) -> None:
+    await session.execute(
+        update(RunStepRow).where(RunStepRow.id == step_id(run_id, turn, kind))
+        .values(status="completed", completed_at=int(time.time()),
+                usage=usage_dict(usage) if usage else None, **values))
 
 
 async def record_tool_calls(session: AsyncSession, run: RunRow, turn: int,
                             calls: list[ToolCall], usage: Usage) -> list[str]:
-    """The model asked for functions: a tool_calls step and requires_action, together."""
+    """The model asked for functions: the calls on their step and requires_action, together."""
     ids_ = [call_id(run.id, turn, i) for i in range(len(calls))]
     pairs = list(zip(ids_, calls, strict=True))
     step_calls = [{"id": cid, "type": "function", "function": {
         "name": c.name, "arguments": c.arguments, "output": None}} for cid, c in pairs]
-    await insert_step(session, run, turn, "tool_calls", "in_progress",
-                      {"type": "tool_calls", "tool_calls": step_calls}, None)
-    # Usage of this turn waits on the step until outputs complete it.
-    await session.execute(update(RunStepRow).where(RunStepRow.id == step_id(run.id, turn))
-                          .values(usage=usage_dict(usage)))
+    await insert_step(session, run, turn, "tool_calls", {"type": "tool_calls", "tool_calls": []})
+    # The step stays in progress until outputs arrive; this turn's usage waits on it.
+    await session.execute(
+        update(RunStepRow).where(RunStepRow.id == step_id(run.id, turn, "tools"))
+        .values(step_details={"type": "tool_calls", "tool_calls": step_calls},
+                usage=usage_dict(usage)))
     required = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": [
         {"id": cid, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
         for cid, c in pairs]}}
@@ -99,43 +126,34 @@ async def record_tool_calls(session: AsyncSession, run: RunRow, turn: int,
     return ids_
 
 
-async def record_answer(session: AsyncSession, run: RunRow, turn: int, text: str,
-                        usage: Usage, incomplete: bool) -> None:
-    """The model answered: the assistant message, its step, and the run's end, together."""
+async def complete_message(session: AsyncSession, run: RunRow, turn: int, text: str,
+                           usage: Usage | None, incomplete: bool) -> None:
+    """The model's text is final: its message (one per turn, ever) and step."""
+    await open_message(session, run, turn)
     now = int(time.time())
-    msg_id = message_id(run.id, turn)
     content = [{"type": "text", "text": {"value": text, "annotations": []}}]
-    incomplete_details = {"reason": "max_tokens"} if incomplete else None
-    message = insert(MessageRow).values(
-        id=msg_id, thread_id=run.thread_id, created_at=now, role="assistant", content=content,
-        status="incomplete" if incomplete else "completed",
-        incomplete_details=incomplete_details,
-        completed_at=None if incomplete else now, incomplete_at=now if incomplete else None,
-        assistant_id=run.assistant_id, run_id=run.id, attachments=[], metadata={},
-    )
-    # A retry after a partial write replaces the content: one message per turn, ever.
-    await session.execute(message.on_conflict_do_update(
-        index_elements=["id"],
-        set_={"content": content, "status": message.excluded.status,
-              "completed_at": message.excluded.completed_at,
-              "incomplete_at": message.excluded.incomplete_at,
-              "incomplete_details": message.excluded.incomplete_details}))
-    await insert_step(session, run, turn, "message_creation", "completed",
-                      {"type": "message_creation", "message_creation": {"message_id": msg_id}},
-                      usage)
-    total = await run_usage(session, run.id, Usage())
-    ending: dict[str, Any] = {"usage": total, "expires_at": None, "required_action": None}
+    await session.execute(
+        update(MessageRow).where(MessageRow.id == message_id(run.id, turn)).values(
+            content=content, status="incomplete" if incomplete else "completed",
+            incomplete_details={"reason": "max_tokens"} if incomplete else None,
+            completed_at=None if incomplete else now, incomplete_at=now if incomplete else None))
+    await complete_step(session, run.id, turn, "message", usage)
+
+
+async def complete_run(session: AsyncSession, run_id: str, incomplete: bool) -> None:
+    ending: dict[str, Any] = {"usage": await run_usage(session, run_id, Usage()),
+                              "expires_at": None, "required_action": None}
     if incomplete:
         ending["incomplete_details"] = {"reason": "max_completion_tokens"}
-        await transition(session, run.id, "incomplete", ["in_progress", "cancelling"], **ending)
+        await transition(session, run_id, "incomplete", ["in_progress", "cancelling"], **ending)
     else:
-        await transition(session, run.id, "completed", ["in_progress", "cancelling"],
-                         completed_at=now, **ending)
+        await transition(session, run_id, "completed", ["in_progress", "cancelling"],
+                         completed_at=int(time.time()), **ending)
 
 
 async def record_tool_outputs(session: AsyncSession, run_id: str, turn: int,
                               outputs: dict[str, str]) -> None:
-    step = await session.get(RunStepRow, step_id(run_id, turn), with_for_update=True)
+    step = await session.get(RunStepRow, step_id(run_id, turn, "tools"), with_for_update=True)
     if step is None or step.status != "in_progress":
         return  # already recorded (a retried activity)
     details = dict(step.step_details)

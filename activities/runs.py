@@ -1,4 +1,8 @@
-"""The activities of a run: state transitions and the model turn."""
+"""The activities of a run: state transitions and the model turn.
+
+Each writes Postgres first (the record), then publishes the matching stream
+events (what live clients see), so an event never names a row that is not there.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
@@ -14,10 +18,13 @@ from temporalio.exceptions import ApplicationError
 
 from activities import run_writes
 from activities.context import build_request
+from activities.turn_stream import TurnStream
+from core.events import RunEvents
 from core.llm.errors import ProviderError
 from core.llm.openai_compatible import OnDelta
-from core.llm.types import ChatRequest, Delta, TurnOutcome
-from core.tables import RunRow, RunStepRow
+from core.llm.types import ChatRequest, TurnOutcome
+from core.tables import MessageRow, RunRow, RunStepRow
+from core.wire import message_to_wire, run_to_wire, step_to_wire
 from workflows.types import (
     FinishInput,
     ModelTurnInput,
@@ -55,26 +62,37 @@ async def _heartbeating() -> AsyncIterator[None]:
 
 
 class RunActivities:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], provider: Provider) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], provider: Provider,
+                 events: RunEvents) -> None:
         self._sessions = sessions
         self._provider = provider
+        self._events = events
 
     @activity.defn(name="transition_run")
     async def transition(self, input: TransitionInput) -> None:
         async with self._sessions() as session, session.begin():
-            await run_writes.transition(session, input.run_id, input.to_status,
-                                        input.from_statuses)
+            changed = await run_writes.transition(session, input.run_id, input.to_status,
+                                                  input.from_statuses)
+        if changed:
+            await self._publish_run(input.run_id)
 
     @activity.defn(name="finish_run")
     async def finish_run(self, input: FinishInput) -> None:
         async with self._sessions() as session, session.begin():
             await run_writes.finish(session, input.run_id, input.status, input.last_error)
+        await self._publish_run(input.run_id)
 
     @activity.defn(name="record_tool_outputs")
     async def record_tool_outputs(self, input: RecordToolOutputsInput) -> None:
         outputs = {o.tool_call_id: o.output for o in input.tool_outputs}
         async with self._sessions() as session, session.begin():
             await run_writes.record_tool_outputs(session, input.run_id, input.turn, outputs)
+            step = await session.get(RunStepRow,
+                                     run_writes.step_id(input.run_id, input.turn, "tools"))
+            run = await session.get(RunRow, input.run_id)
+        assert step is not None and run is not None
+        await self._events.publish(input.run_id, ("thread.run.step.completed", step_to_wire(step)),
+                                   (f"thread.run.{run.status}", run_to_wire(run)))
 
     @activity.defn(name="model_turn")
     async def model_turn(self, input: ModelTurnInput) -> ModelTurnResult:
@@ -86,9 +104,10 @@ class RunActivities:
             if done is not None:
                 return done
             request = await build_request(session, run)
+        stream = TurnStream(self._sessions, self._events, run, input.turn)
         async with _heartbeating():
             try:
-                outcome = await self._provider.complete(request, self._on_delta)
+                outcome = await self._provider.complete(request, stream.on_delta)
             except ProviderError as error:
                 raise ApplicationError(
                     error.message, type=ERROR_TYPES[error.code],
@@ -96,28 +115,51 @@ class RunActivities:
                     next_retry_delay=None if error.retry_after is None
                     else timedelta(seconds=error.retry_after),
                 ) from None
-        async with self._sessions() as session, session.begin():
-            if outcome.tool_calls:
-                call_ids = await run_writes.record_tool_calls(
-                    session, run, input.turn, outcome.tool_calls, outcome.usage)
-                return ModelTurnResult("tool_calls", call_ids)
-            incomplete = outcome.finish_reason == "length"
-            await run_writes.record_answer(session, run, input.turn, outcome.text,
-                                           outcome.usage, incomplete)
-            return ModelTurnResult("incomplete" if incomplete else "message")
+        return await self._record(run, input.turn, outcome)
 
-    async def _on_delta(self, delta: Delta) -> None:
-        activity.heartbeat()
+    async def _record(self, run: RunRow, turn: int, outcome: TurnOutcome) -> ModelTurnResult:
+        """The turn's outcome, in one transaction, then its closing events."""
+        incomplete = outcome.finish_reason == "length" and not outcome.tool_calls
+        events: list[tuple[str, Any]] = []
+        async with self._sessions() as session, session.begin():
+            if outcome.text or not outcome.tool_calls:
+                usage = None if outcome.tool_calls else outcome.usage
+                await run_writes.complete_message(session, run, turn, outcome.text, usage,
+                                                  incomplete)
+                message = await session.get(MessageRow, run_writes.message_id(run.id, turn))
+                step = await session.get(RunStepRow, run_writes.step_id(run.id, turn, "message"))
+                assert message is not None and step is not None
+                events += [(f"thread.message.{message.status}", message_to_wire(message)),
+                           ("thread.run.step.completed", step_to_wire(step))]
+            call_ids: list[str] = []
+            if outcome.tool_calls:
+                call_ids = await run_writes.record_tool_calls(session, run, turn,
+                                                              outcome.tool_calls, outcome.usage)
+            else:
+                await run_writes.complete_run(session, run.id, incomplete)
+            final = await session.get(RunRow, run.id, populate_existing=True)
+            assert final is not None
+            events.append((f"thread.run.{final.status}", run_to_wire(final)))
+        await self._events.publish(run.id, *events)
+        if call_ids:
+            return ModelTurnResult("tool_calls", call_ids)
+        return ModelTurnResult("incomplete" if incomplete else "message")
+
+    async def _publish_run(self, run_id: str) -> None:
+        async with self._sessions() as session:
+            run = await session.get(RunRow, run_id)
+        if run is not None:
+            await self._events.publish(run_id, (f"thread.run.{run.status}", run_to_wire(run)))
 
     @staticmethod
     async def _already_done(session: AsyncSession, run: RunRow,
                             turn: int) -> ModelTurnResult | None:
         """A retry after the turn's writes committed returns what was recorded."""
-        step = await session.get(RunStepRow, run_writes.step_id(run.id, turn))
-        if step is None:
-            return None
-        if step.type == "tool_calls":
+        tools = await session.get(RunStepRow, run_writes.step_id(run.id, turn, "tools"))
+        if tools is not None and tools.step_details["tool_calls"]:
             return ModelTurnResult("tool_calls",
-                                   [c["id"] for c in step.step_details["tool_calls"]])
-        return ModelTurnResult("incomplete" if run.status == "incomplete" else "message")
-
+                                   [c["id"] for c in tools.step_details["tool_calls"]])
+        message = await session.get(RunStepRow, run_writes.step_id(run.id, turn, "message"))
+        if message is not None and message.status == "completed":
+            return ModelTurnResult("incomplete" if run.status == "incomplete" else "message")
+        return None

@@ -12,6 +12,7 @@ from temporalio.client import Client
 from api.errors import install_error_handlers
 from api.routers import assistants, health, messages, runs, steps, threads
 from core.db import create_engine, create_sessionmaker
+from core.events import RunEvents
 from core.settings import Settings, get_settings
 from core.storage import ObjectStorage
 
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessions = create_sessionmaker(engine)
         app.state.redis = redis.from_url(settings.redis_url)
+        app.state.events = RunEvents(app.state.redis)
         app.state.storage = ObjectStorage(settings)
         # lazy: the API starts (and /health says what is missing) even while
         # Temporal is still coming up; the first call connects.

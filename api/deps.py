@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
+from core.events import RunEvents
 from core.settings import Settings
 
 
@@ -22,6 +23,11 @@ def _temporal(request: Request) -> Client:
     return client
 
 
+def _events(request: Request) -> RunEvents:
+    events: RunEvents = request.app.state.events
+    return events
+
+
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -30,3 +36,4 @@ def _settings(request: Request) -> Settings:
 SessionDep = Annotated[AsyncSession, Depends(_session)]
 TemporalDep = Annotated[Client, Depends(_temporal)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+EventsDep = Annotated[RunEvents, Depends(_events)]

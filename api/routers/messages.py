@@ -19,10 +19,10 @@ from api.schemas.messages import (
     ModifyMessage,
     attachments_to_wire,
     content_to_wire,
-    message_to_wire,
 )
 from core import ids
 from core.tables import MessageRow
+from core.wire import message_to_wire
 
 router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"])
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import SessionDep, SettingsDep, TemporalDep
+from api.deps import EventsDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError, invalid
 from api.ids import RunId, ThreadId
 from api.lookups import ensure_thread_idle, load_assistant, load_run, load_thread
@@ -31,18 +33,21 @@ from api.schemas.runs import (
     RunObject,
     RunOptions,
     SubmitToolOutputsRequest,
-    run_to_wire,
 )
 from api.schemas.threads import CreateThread
+from api.streaming import relay, sse_response
 from core import ids
+from core.events import RunEvents
 from core.settings import Settings
 from core.tables import ACTIVE_RUN_STATUSES, AssistantRow, RunRow
+from core.wire import run_to_wire, thread_to_wire
 from workflows.types import ToolOutput
 
 router = APIRouter(tags=["runs"])
 
 # Clients poll active runs; a short hint keeps the SDK's `create_and_poll` snappy.
 POLL_AFTER_MS = "100"
+_STREAM_ID = re.compile(r"\d+-\d+")
 
 
 def _new_run_row(thread_id: str, assistant: AssistantRow, body: RunOptions,
@@ -90,7 +95,10 @@ async def _commit_run(session: AsyncSession, run: RunRow) -> None:
 
 
 async def _launch(session: AsyncSession, temporal: TemporalDep, settings: Settings,
-                  run: RunRow) -> dict[str, Any]:
+                  events: RunEvents, run: RunRow, first: list[tuple[str, Any]]) -> None:
+    """Announce the run on its event stream (before any worker can), then start it."""
+    wire = run_to_wire(run)
+    await events.publish(run.id, *first, ("thread.run.created", wire), ("thread.run.queued", wire))
     try:
         await start_run(temporal, settings, run)
     except Exception as error:
@@ -101,19 +109,19 @@ async def _launch(session: AsyncSession, temporal: TemporalDep, settings: Settin
         await session.commit()
         raise ApiError(503, "The run engine is unavailable; retry shortly.", type="server_error",
                        code="service_unavailable") from error
-    return run_to_wire(run)
 
 
-def _refuse_stream(stream: bool | None) -> None:
+def _respond(events: RunEvents, run: RunRow, stream: bool | None, request: Request) -> Any:
+    """JSON, or (`"stream": true` in the body, whatever Accept says) the run's events."""
     if stream:
-        raise invalid("Streaming runs are not available on this server yet; omit 'stream'.",
-                      "stream", "unsupported_value")
+        return sse_response(relay(events, run.id, "0-0", request))
+    return run_to_wire(run)
 
 
 @router.post("/threads/{thread_id}/runs", response_model=RunObject)
 async def create_run(thread_id: ThreadId, body: CreateRun, session: SessionDep,
-                     temporal: TemporalDep, settings: SettingsDep) -> dict[str, Any]:
-    _refuse_stream(body.stream)
+                     temporal: TemporalDep, settings: SettingsDep, events: EventsDep,
+                     request: Request) -> Any:
     await load_thread(session, thread_id, lock=True)
     await ensure_thread_idle(session, thread_id)
     assistant = await load_assistant(session, body.assistant_id)
@@ -123,19 +131,22 @@ async def create_run(thread_id: ThreadId, body: CreateRun, session: SessionDep,
         await session.flush()
     run = _new_run_row(thread_id, assistant, body, settings, body.additional_instructions)
     await _commit_run(session, run)
-    return await _launch(session, temporal, settings, run)
+    await _launch(session, temporal, settings, events, run, [])
+    return _respond(events, run, body.stream, request)
 
 
 @router.post("/threads/runs", response_model=RunObject)
 async def create_thread_and_run(body: CreateThreadAndRun, session: SessionDep,
-                                temporal: TemporalDep, settings: SettingsDep) -> dict[str, Any]:
-    _refuse_stream(body.stream)
+                                temporal: TemporalDep, settings: SettingsDep, events: EventsDep,
+                                request: Request) -> Any:
     assistant = await load_assistant(session, body.assistant_id)
     thread = await insert_thread(session, body.thread or CreateThread())
     run = _new_run_row(thread.id, assistant, body, settings, None)
     run.tool_resources = tool_resources_to_wire(body.tool_resources)
     await _commit_run(session, run)
-    return await _launch(session, temporal, settings, run)
+    await _launch(session, temporal, settings, events, run,
+                  [("thread.created", thread_to_wire(thread))])
+    return _respond(events, run, body.stream, request)
 
 
 @router.get("/threads/{thread_id}/runs", response_model=ListResponse[RunObject])
@@ -187,14 +198,38 @@ async def cancel(thread_id: ThreadId, run_id: RunId, session: SessionDep,
 
 @router.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", response_model=RunObject)
 async def submit_outputs(thread_id: ThreadId, run_id: RunId, body: SubmitToolOutputsRequest,
-                         session: SessionDep, temporal: TemporalDep) -> dict[str, Any]:
-    _refuse_stream(body.stream)
+                         session: SessionDep, temporal: TemporalDep, events: EventsDep,
+                         request: Request) -> Any:
     run = await load_run(session, thread_id, run_id)
     if run.status != "requires_action":
         raise invalid(f"Runs in status \"{run.status}\" do not accept tool outputs.")
     await session.rollback()  # no transaction held while the workflow works
+    # The new stream starts after everything already published for this run.
+    after = await events.last_id(run_id)
     await submit_tool_outputs(temporal, run_id, [
         ToolOutput(o.tool_call_id, o.output) for o in body.tool_outputs])
+    if body.stream:
+        return sse_response(relay(events, run_id, after, request))
     refreshed = await session.get(RunRow, run_id, populate_existing=True)
     assert refreshed is not None
     return run_to_wire(refreshed)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/events", response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}}}})
+async def run_events(thread_id: ThreadId, run_id: RunId, session: SessionDep,
+                     events: EventsDep, request: Request,
+                     starting_after: Annotated[str | None, Query()] = None,
+                     last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
+    """Beyond OpenAI: replay a run's events after an SSE id, then follow live.
+
+    A client whose connection dropped (or whose API process restarted)
+    reconnects here with `Last-Event-ID` and loses nothing.
+    """
+    await load_run(session, thread_id, run_id)
+    await session.rollback()
+    after = last_event_id or starting_after or "0-0"
+    if not _STREAM_ID.fullmatch(after):
+        raise invalid(f"Invalid event id '{after[:40]}': expected an id like '1700000000000-0'.",
+                      "starting_after")
+    return sse_response(relay(events, run_id, after, request))

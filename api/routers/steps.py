@@ -12,8 +12,9 @@ from api.ids import RunId, StepId, ThreadId
 from api.lookups import load_run
 from api.pagination import ListQuery, paginate
 from api.schemas.common import ListResponse
-from api.schemas.runs import RunStepObject, step_to_wire
+from api.schemas.runs import RunStepObject
 from core.tables import RunStepRow
+from core.wire import step_to_wire
 
 router = APIRouter(prefix="/threads/{thread_id}/runs/{run_id}/steps", tags=["run steps"])
 

@@ -13,9 +13,10 @@ from api.ids import ThreadId
 from api.lookups import load_thread
 from api.routers.messages import new_message_row
 from api.schemas.common import Deleted, tool_resources_to_wire
-from api.schemas.threads import CreateThread, ModifyThread, ThreadObject, thread_to_wire
+from api.schemas.threads import CreateThread, ModifyThread, ThreadObject
 from core import ids
 from core.tables import ThreadRow
+from core.wire import thread_to_wire
 
 router = APIRouter(prefix="/threads", tags=["threads"])
 

@@ -104,22 +104,3 @@ def content_to_wire(content: str | list[Any]) -> list[dict[str, Any]]:
 
 def attachments_to_wire(attachments: list[Attachment] | None) -> list[dict[str, Any]]:
     return [a.model_dump() for a in attachments or []]
-
-
-def message_to_wire(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "object": "thread.message",
-        "created_at": row.created_at,
-        "thread_id": row.thread_id,
-        "status": row.status,
-        "incomplete_details": row.incomplete_details,
-        "completed_at": row.completed_at,
-        "incomplete_at": row.incomplete_at,
-        "role": row.role,
-        "content": row.content,
-        "assistant_id": row.assistant_id,
-        "run_id": row.run_id,
-        "attachments": row.attachments or [],
-        "metadata": row.metadata_,
-    }

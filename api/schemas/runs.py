@@ -9,7 +9,6 @@ from pydantic import Field
 from api.schemas.common import Metadata, Request, ResponseFormat, ToolResources, Tools, WireObject
 from api.schemas.messages import CreateMessage
 from api.schemas.threads import CreateThread
-from core.tables import RunRow, RunStepRow
 
 
 class TruncationStrategy(Request):
@@ -127,56 +126,3 @@ class RunStepObject(WireObject):
     completed_at: int | None
     metadata: dict[str, str]
     usage: dict[str, int] | None
-
-
-def run_to_wire(row: RunRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "object": "thread.run",
-        "created_at": row.created_at,
-        "assistant_id": row.assistant_id,
-        "thread_id": row.thread_id,
-        "status": row.status,
-        "started_at": row.started_at,
-        "expires_at": row.expires_at,
-        "cancelled_at": row.cancelled_at,
-        "failed_at": row.failed_at,
-        "completed_at": row.completed_at,
-        "required_action": row.required_action,
-        "last_error": row.last_error,
-        "model": row.model,
-        "instructions": row.instructions or "",
-        "tools": row.tools,
-        "metadata": row.metadata_,
-        "incomplete_details": row.incomplete_details,
-        "usage": row.usage,
-        "temperature": 1.0 if row.temperature is None else row.temperature,
-        "top_p": 1.0 if row.top_p is None else row.top_p,
-        "max_prompt_tokens": row.max_prompt_tokens,
-        "max_completion_tokens": row.max_completion_tokens,
-        "truncation_strategy": row.truncation_strategy,
-        "response_format": row.response_format,
-        "tool_choice": row.tool_choice,
-        "parallel_tool_calls": row.parallel_tool_calls,
-    }
-
-
-def step_to_wire(row: RunStepRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "object": "thread.run.step",
-        "created_at": row.created_at,
-        "run_id": row.run_id,
-        "assistant_id": row.assistant_id,
-        "thread_id": row.thread_id,
-        "type": row.type,
-        "status": row.status,
-        "cancelled_at": row.cancelled_at,
-        "completed_at": row.completed_at,
-        "expired_at": row.expired_at,
-        "failed_at": row.failed_at,
-        "last_error": row.last_error,
-        "step_details": row.step_details,
-        "usage": row.usage,
-        "metadata": row.metadata_,
-    }

@@ -8,7 +8,6 @@ from pydantic import Field
 
 from api.schemas.common import Metadata, Request, ToolResources, WireObject
 from api.schemas.messages import CreateMessage
-from core.tables import ThreadRow
 
 
 class CreateThread(Request):
@@ -28,13 +27,3 @@ class ThreadObject(WireObject):
     created_at: int
     tool_resources: dict[str, Any] | None
     metadata: dict[str, str]
-
-
-def thread_to_wire(row: ThreadRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "object": "thread",
-        "created_at": row.created_at,
-        "tool_resources": row.tool_resources or {},
-        "metadata": row.metadata_,
-    }

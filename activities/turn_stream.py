@@ -1,0 +1,112 @@
+"""One model turn, published as OpenAI stream events while the model produces it.
+
+The step and message rows an event names are created the moment the first
+text or tool-call delta arrives, so every streamed id can be fetched at once.
+
+Retries: when a model call dies halfway and Temporal retries it, clients have
+already seen part of the text. The retry streams only what goes *beyond* that
+prefix; if the new answer diverges, it streams nothing more and the final
+`thread.message.completed` (which SDKs take as the message's snapshot)
+carries the authoritative text. Stored messages never hold duplicated text.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+
+from activities import run_writes
+from core.events import RunEvents
+from core.llm.types import Delta, TextDelta
+from core.tables import MessageRow, RunRow, RunStepRow
+from core.wire import message_to_wire, step_to_wire
+
+
+class TurnStream:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], events: RunEvents,
+                 run: RunRow, turn: int) -> None:
+        self._sessions = sessions
+        self._events = events
+        self._run = run
+        self._turn = turn
+        self._message_id = run_writes.message_id(run.id, turn)
+        self._text = ""
+        self._published = ""
+        self._diverged = False
+        self._message_open = False
+        self._tools_open = False
+        self._tools_replayed = False
+        self._calls_announced: set[int] = set()
+
+    async def on_delta(self, delta: Delta) -> None:
+        activity.heartbeat()
+        if isinstance(delta, TextDelta):
+            if not self._message_open:
+                await self._open_message()
+            self._text += delta.text
+            await self._publish_text()
+            return
+        if not self._tools_open:
+            await self._open_tools()
+        if self._tools_replayed:
+            return  # the final requires_action event carries the full calls
+        call: dict[str, object] = {"index": delta.index, "type": "function",
+                                   "function": {"arguments": delta.arguments}}
+        if delta.index not in self._calls_announced:
+            self._calls_announced.add(delta.index)
+            call["id"] = run_writes.call_id(self._run.id, self._turn, delta.index)
+            call["function"] = {"name": delta.name or "", "arguments": delta.arguments,
+                                "output": None}
+        step_id = run_writes.step_id(self._run.id, self._turn, "tools")
+        await self._events.publish(self._run.id, ("thread.run.step.delta", {
+            "id": step_id, "object": "thread.run.step.delta",
+            "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call]}}}))
+
+    async def _open_message(self) -> None:
+        self._message_open = True
+        async with self._sessions() as session, session.begin():
+            first_attempt = await run_writes.open_message(session, self._run, self._turn)
+            step = await session.get(RunStepRow,
+                                     run_writes.step_id(self._run.id, self._turn, "message"))
+            message = await session.get(MessageRow, self._message_id)
+        if not first_attempt:
+            self._published = await self._events.published_text(self._run.id, self._message_id)
+            return
+        assert step is not None and message is not None
+        await self._events.publish(
+            self._run.id,
+            ("thread.run.step.created", step_to_wire(step)),
+            ("thread.run.step.in_progress", step_to_wire(step)),
+            ("thread.message.created", message_to_wire(message)),
+            ("thread.message.in_progress", message_to_wire(message)),
+        )
+
+    async def _open_tools(self) -> None:
+        self._tools_open = True
+        async with self._sessions() as session, session.begin():
+            first_attempt = await run_writes.insert_step(
+                session, self._run, self._turn, "tool_calls",
+                {"type": "tool_calls", "tool_calls": []})
+            step = await session.get(RunStepRow,
+                                     run_writes.step_id(self._run.id, self._turn, "tools"))
+        if not first_attempt:
+            self._tools_replayed = True
+            return
+        assert step is not None
+        await self._events.publish(self._run.id,
+                                   ("thread.run.step.created", step_to_wire(step)),
+                                   ("thread.run.step.in_progress", step_to_wire(step)))
+
+    async def _publish_text(self) -> None:
+        if self._diverged:
+            return
+        if len(self._text) <= len(self._published):
+            # A retry still re-producing what clients already have.
+            self._diverged = not self._published.startswith(self._text)
+            return
+        if not self._text.startswith(self._published):
+            self._diverged = True
+            return
+        new = self._text[len(self._published):]
+        self._published = self._text
+        await self._events.publish_text_delta(self._run.id, self._message_id, new)

@@ -1,0 +1,81 @@
+"""Run events on Redis Streams: one stream per run, read by any API process.
+
+Entries are (OpenAI event name, JSON payload); the Redis entry id becomes the
+SSE `id:`, so a client that reconnects with `Last-Event-ID` resumes exactly
+where it left off, from whichever API process it reaches.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as redis
+
+# Bounded, and gone a day after the run's last event: streams are for live
+# delivery and short-term resume; Postgres is the record.
+STREAM_MAXLEN = 10_000
+STREAM_TTL_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    id: str
+    event: str
+    data: str  # JSON text, sent to the client as is
+
+
+def _key(run_id: str) -> str:
+    return f"run:{run_id}:events"
+
+
+def _published_text_key(run_id: str, message_id: str) -> str:
+    return f"run:{run_id}:text:{message_id}"
+
+
+class RunEvents:
+    def __init__(self, client: redis.Redis) -> None:
+        self._redis = client
+
+    async def publish(self, run_id: str, *events: tuple[str, Any]) -> None:
+        """Append events in order (one round trip)."""
+        key = _key(run_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for name, payload in events:
+                pipe.xadd(key, {"event": name, "data": json.dumps(payload, separators=(",", ":"))},
+                          maxlen=STREAM_MAXLEN, approximate=True)
+            pipe.expire(key, STREAM_TTL_SECONDS)
+            await pipe.execute()
+
+    async def publish_text_delta(self, run_id: str, message_id: str, text: str) -> None:
+        """A message delta, remembering what clients were sent (see `published_text`)."""
+        text_key = _published_text_key(run_id, message_id)
+        payload = {"id": message_id, "object": "thread.message.delta", "delta": {"content": [
+            {"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]}}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(_key(run_id), {"event": "thread.message.delta",
+                                     "data": json.dumps(payload, separators=(",", ":"))},
+                      maxlen=STREAM_MAXLEN, approximate=True)
+            pipe.append(text_key, text.encode())
+            pipe.expire(text_key, STREAM_TTL_SECONDS)
+            await pipe.execute()
+
+    async def published_text(self, run_id: str, message_id: str) -> str:
+        """The text already streamed for a message: a retried model call resumes after it."""
+        value = await self._redis.get(_published_text_key(run_id, message_id))
+        return value.decode() if value else ""
+
+    async def last_id(self, run_id: str) -> str:
+        entries = await self._redis.xrevrange(_key(run_id), count=1)
+        return entries[0][0].decode() if entries else "0-0"
+
+    async def read(self, run_id: str, after_id: str, block_ms: int) -> list[StreamEvent]:
+        """Events after `after_id`, waiting up to block_ms for the first one."""
+        response = await self._redis.xread({_key(run_id): after_id}, block=block_ms, count=500)
+        events = []
+        for _, entries in response or []:
+            for entry_id, fields in entries:
+                events.append(StreamEvent(entry_id.decode(), fields[b"event"].decode(),
+                                          fields[b"data"].decode()))
+        return events

@@ -1,0 +1,93 @@
+"""Assistants API wire shapes of the objects Postgres holds.
+
+Shared by the API (responses) and the activities (stream events), so a
+streamed object is byte-for-byte what a later GET returns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.tables import MessageRow, RunRow, RunStepRow, ThreadRow
+
+
+def thread_to_wire(row: ThreadRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "thread",
+        "created_at": row.created_at,
+        "tool_resources": row.tool_resources or {},
+        "metadata": row.metadata_,
+    }
+
+
+def message_to_wire(row: MessageRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "thread.message",
+        "created_at": row.created_at,
+        "thread_id": row.thread_id,
+        "status": row.status,
+        "incomplete_details": row.incomplete_details,
+        "completed_at": row.completed_at,
+        "incomplete_at": row.incomplete_at,
+        "role": row.role,
+        "content": row.content,
+        "assistant_id": row.assistant_id,
+        "run_id": row.run_id,
+        "attachments": row.attachments or [],
+        "metadata": row.metadata_,
+    }
+
+
+def run_to_wire(row: RunRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "thread.run",
+        "created_at": row.created_at,
+        "assistant_id": row.assistant_id,
+        "thread_id": row.thread_id,
+        "status": row.status,
+        "started_at": row.started_at,
+        "expires_at": row.expires_at,
+        "cancelled_at": row.cancelled_at,
+        "failed_at": row.failed_at,
+        "completed_at": row.completed_at,
+        "required_action": row.required_action,
+        "last_error": row.last_error,
+        "model": row.model,
+        "instructions": row.instructions or "",
+        "tools": row.tools,
+        "metadata": row.metadata_,
+        "incomplete_details": row.incomplete_details,
+        "usage": row.usage,
+        "temperature": 1.0 if row.temperature is None else row.temperature,
+        "top_p": 1.0 if row.top_p is None else row.top_p,
+        "max_prompt_tokens": row.max_prompt_tokens,
+        "max_completion_tokens": row.max_completion_tokens,
+        "truncation_strategy": row.truncation_strategy,
+        "response_format": row.response_format,
+        "tool_choice": row.tool_choice,
+        "parallel_tool_calls": row.parallel_tool_calls,
+    }
+
+
+def step_to_wire(row: RunStepRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "thread.run.step",
+        "created_at": row.created_at,
+        "run_id": row.run_id,
+        "assistant_id": row.assistant_id,
+        "thread_id": row.thread_id,
+        "type": row.type,
+        "status": row.status,
+        "cancelled_at": row.cancelled_at,
+        "completed_at": row.completed_at,
+        "expired_at": row.expired_at,
+        "failed_at": row.failed_at,
+        "last_error": row.last_error,
+        "step_details": row.step_details,
+        "usage": row.usage,
+        "metadata": row.metadata_,
+    }
