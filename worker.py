@@ -12,26 +12,36 @@ import redis.asyncio as redis
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.file_search import FileSearchActivities
+from activities.ingest import IngestActivities
+from activities.metrics import ActivityMetricsInterceptor, serve_metrics
 from activities.runs import RunActivities
 from core.db import create_engine, create_sessionmaker
+from core.embeddings import embedder_from_settings
 from core.events import RunEvents
-from core.llm.openai_compatible import OpenAICompatibleProvider
+from core.llm.router import ProviderRouter
 from core.settings import Settings
+from core.storage import ObjectStorage
+from workflows.ingest import IngestFileWorkflow
 from workflows.run import AssistantRunWorkflow
 
 logger = logging.getLogger(__name__)
 
 
-def build_worker(client: Client, settings: Settings, activities: RunActivities) -> Worker:
+def build_worker(client: Client, settings: Settings, activities: RunActivities,
+                 ingest: IngestActivities, file_search: FileSearchActivities) -> Worker:
+    # Runs and vector-store ingestion share the task queue (and the worker).
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[AssistantRunWorkflow],
+        workflows=[AssistantRunWorkflow, IngestFileWorkflow],
         activities=[activities.transition, activities.finish_run,
-                    activities.record_tool_outputs, activities.model_turn],
+                    activities.record_tool_outputs, activities.model_turn,
+                    file_search.file_search, ingest.ingest_file, ingest.fail_ingest],
         # On SIGTERM, in-flight model calls get this long to finish before
         # they are cancelled (and retried by whichever worker comes next).
         graceful_shutdown_timeout=timedelta(seconds=10),
+        interceptors=[ActivityMetricsInterceptor()],
     )
 
 
@@ -40,14 +50,21 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     # Provider retries are off (httpx does not retry); Temporal owns retries.
     timeout = httpx.Timeout(settings.llm_timeout_seconds, connect=10.0)
     async with httpx.AsyncClient(timeout=timeout) as http:
-        provider = OpenAICompatibleProvider(http, settings.model_base_url,
-                                            settings.model_api_key.get_secret_value() or None)
+        provider = ProviderRouter.from_settings(http, settings)
         redis_client = redis.from_url(settings.redis_url)
         activities = RunActivities(create_sessionmaker(engine), provider,
-                                   RunEvents(redis_client))
+                                   RunEvents(redis_client),
+                                   provider.context_window)
         client = await Client.connect(settings.temporal_address,
                                       namespace=settings.temporal_namespace)
-        worker = build_worker(client, settings, activities)
+        sessions = create_sessionmaker(engine)
+        embedder = embedder_from_settings(settings)
+        ingest = IngestActivities(sessions, ObjectStorage(settings), embedder)
+        file_search = FileSearchActivities(sessions, embedder, RunEvents(redis_client))
+        worker = build_worker(client, settings, activities, ingest, file_search)
+        metrics_server = None
+        if settings.worker_metrics_port:  # Prometheus /metrics, off by default
+            metrics_server = serve_metrics(settings.worker_metrics_port)
         logger.info("worker polling task queue %r", settings.temporal_task_queue)
         if stop is None:
             stop = asyncio.Event()
@@ -56,5 +73,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                 loop.add_signal_handler(signum, stop.set)
         async with worker:  # leaving the block shuts down gracefully
             await stop.wait()
+        if metrics_server is not None:
+            metrics_server.shutdown()
         await redis_client.aclose()
     await engine.dispose()

@@ -1,14 +1,37 @@
-"""Builds the model's input for one turn from what Postgres holds."""
+"""Builds the model's input for one turn from what Postgres holds, within the run's budgets.
+
+Budgets, as OpenAI documents them: `max_prompt_tokens` and
+`max_completion_tokens` hold across all turns of a run; `truncation_strategy`
+decides which thread messages are sent (`last_messages: N`, or `auto`: drop
+the oldest until the prompt fits the model's context window).
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
+from activities.file_search import FILE_SEARCH, FILE_SEARCH_SPEC, file_search_settings
+from activities.run_writes import usage_total
 from core.llm.types import ChatMessage, ChatRequest, FunctionSpec, ToolCall
 from core.tables import MessageRow, RunRow, RunStepRow
+from core.tokens import MESSAGE_OVERHEAD, content_tokens
+
+# Room kept for the answer when fitting a prompt into the context window.
+DEFAULT_COMPLETION_RESERVE = 1024
+
+
+@dataclass
+class PreparedTurn:
+    request: ChatRequest
+    prompt_tokens: int  # our estimate of what is sent
+    # Set when a budget is already spent: the run ends incomplete with this reason.
+    exhausted: str | None = None
 
 
 def _message_content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
@@ -21,19 +44,24 @@ def _message_content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
 
 
 def tool_specs(tools: list[dict[str, Any]]) -> list[FunctionSpec]:
-    return [
+    specs = [
         FunctionSpec(name=t["function"]["name"], description=t["function"].get("description"),
                      parameters=t["function"].get("parameters"),
                      strict=t["function"].get("strict") or None)
         for t in tools if t.get("type") == "function"
     ]
+    if file_search_settings(tools) is not None and FILE_SEARCH not in {s.name for s in specs}:
+        specs.append(FILE_SEARCH_SPEC)  # the model calls file_search like a function
+    return specs
 
 
 def _tool_choice(value: Any) -> str | dict[str, Any] | None:
     if value in (None, "auto"):
         return None  # the provider default; some servers reject an explicit "auto"
+    if isinstance(value, dict) and value.get("type") == FILE_SEARCH:
+        return {"type": "function", "function": {"name": FILE_SEARCH}}
     if isinstance(value, dict) and value.get("type") != "function":
-        return None  # built-in tools are not the provider's business
+        return None  # code_interpreter: not something we run
     return value  # type: ignore[no-any-return]
 
 
@@ -41,34 +69,84 @@ def _response_format(value: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) and value.get("type") != "text" else None
 
 
-async def build_request(session: AsyncSession, run: RunRow) -> ChatRequest:
-    messages: list[ChatMessage] = []
-    if run.instructions:
-        messages.append(ChatMessage(role="system", content=run.instructions))
-    thread_messages = await session.scalars(
+def _tokens(messages: list[ChatMessage]) -> int:
+    total = 0
+    for message in messages:
+        total += MESSAGE_OVERHEAD + content_tokens(message.content)
+        total += sum(content_tokens(c.name + c.arguments) for c in message.tool_calls)
+    return total
+
+
+async def _history(session: AsyncSession, run: RunRow) -> list[ChatMessage]:
+    rows = await session.scalars(
         select(MessageRow)
-        .where(MessageRow.thread_id == run.thread_id, MessageRow.run_id.is_distinct_from(run.id))  # type: ignore[union-attr]
-        .order_by(MessageRow.seq)  # type: ignore[arg-type]
+        .where(col(MessageRow.thread_id) == run.thread_id,
+               col(MessageRow.run_id).is_distinct_from(run.id))
+        .order_by(col(MessageRow.seq))
     )
-    for message in thread_messages:
-        role = "assistant" if message.role == "assistant" else "user"
-        messages.append(ChatMessage(role=role, content=_message_content(message.content)))
-    # This run's earlier turns that called functions, with the outputs submitted.
+    return [ChatMessage(role="assistant" if m.role == "assistant" else "user",
+                        content=_message_content(m.content)) for m in rows]
+
+
+async def _tool_turns(session: AsyncSession, run: RunRow) -> list[ChatMessage]:
+    """This run's earlier turns that called functions, with the outputs submitted."""
     steps = await session.scalars(
         select(RunStepRow)
-        .where(RunStepRow.run_id == run.id, RunStepRow.type == "tool_calls",
-               RunStepRow.status == "completed")
-        .order_by(RunStepRow.seq)  # type: ignore[arg-type]
+        .where(col(RunStepRow.run_id) == run.id, col(RunStepRow.type) == "tool_calls",
+               col(RunStepRow.status) == "completed")
+        .order_by(col(RunStepRow.seq))
     )
+    turns: list[ChatMessage] = []
     for step in steps:
         calls = step.step_details["tool_calls"]
-        messages.append(ChatMessage(role="assistant", content="", tool_calls=[
-            ToolCall(c["id"], c["function"]["name"], c["function"]["arguments"]) for c in calls
-        ]))
-        for call in calls:
-            messages.append(ChatMessage(role="tool", content=call["function"]["output"] or "",
-                                        tool_call_id=call["id"]))
-    return ChatRequest(
+        turns.append(ChatMessage(role="assistant", content="", tool_calls=[
+            _as_model_call(c) for c in calls]))
+        turns.extend(ChatMessage(role="tool", content=_output(c), tool_call_id=c["id"])
+                     for c in calls)
+    return turns
+
+
+def _as_model_call(call: dict[str, Any]) -> ToolCall:
+    """A recorded call as the model made it (file_search calls were functions to it)."""
+    if call["type"] == "function":
+        return ToolCall(call["id"], call["function"]["name"], call["function"]["arguments"])
+    return ToolCall(call["id"], call["type"], json.dumps({"query": call.get("_query", "")}))
+
+
+def _output(call: dict[str, Any]) -> str:
+    if call["type"] == "function":
+        return str(call["function"]["output"] or "")
+    return str(call.get("_output", ""))
+
+
+async def prepare_turn(session: AsyncSession, run: RunRow, context_window: int) -> PreparedTurn:
+    system = [ChatMessage(role="system", content=run.instructions)] if run.instructions else []
+    history = await _history(session, run)
+    tools_so_far = await _tool_turns(session, run)
+    used = await usage_total(session, run.id)
+
+    strategy = run.truncation_strategy or {"type": "auto"}
+    if strategy.get("type") == "last_messages" and strategy.get("last_messages"):
+        history = history[-int(strategy["last_messages"]):]
+    completion_budget = None
+    if run.max_completion_tokens is not None:
+        completion_budget = run.max_completion_tokens - used.completion_tokens
+    limit = context_window - (completion_budget or DEFAULT_COMPLETION_RESERVE)
+    if run.max_prompt_tokens is not None:
+        limit = min(limit, run.max_prompt_tokens - used.prompt_tokens)
+    # Drop the oldest thread messages until the prompt fits; never the newest one.
+    fixed = _tokens(system) + _tokens(tools_so_far)
+    while len(history) > 1 and fixed + _tokens(history) > limit:
+        history.pop(0)
+    messages = system + history + tools_so_far
+    prompt_tokens = _tokens(messages)
+
+    exhausted = None
+    if completion_budget is not None and completion_budget <= 0:
+        exhausted = "max_completion_tokens"
+    elif prompt_tokens > limit:
+        exhausted = "max_prompt_tokens" if run.max_prompt_tokens is not None else None
+    request = ChatRequest(
         model=run.model,
         messages=messages,
         tools=tool_specs(run.tools),
@@ -76,6 +154,7 @@ async def build_request(session: AsyncSession, run: RunRow) -> ChatRequest:
         parallel_tool_calls=None if run.parallel_tool_calls else False,
         temperature=run.temperature,
         top_p=run.top_p,
-        max_completion_tokens=run.max_completion_tokens,
+        max_completion_tokens=completion_budget,
         response_format=_response_format(run.response_format),
     )
+    return PreparedTurn(request, prompt_tokens, exhausted)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -17,13 +17,16 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import run_writes
-from activities.context import build_request
+from activities.context import prepare_turn
+from activities.file_search import FILE_SEARCH, file_search_settings
+from activities.turn_rules import repair_request, violation
 from activities.turn_stream import TurnStream
 from core.events import RunEvents
 from core.llm.errors import ProviderError
 from core.llm.openai_compatible import OnDelta
-from core.llm.types import ChatRequest, TurnOutcome
+from core.llm.types import ChatRequest, TurnOutcome, Usage
 from core.tables import MessageRow, RunRow, RunStepRow
+from core.tokens import estimate_tokens
 from core.wire import message_to_wire, run_to_wire, step_to_wire
 from workflows.types import (
     FinishInput,
@@ -37,6 +40,15 @@ from workflows.types import (
 ERROR_TYPES = {"invalid_prompt": "InvalidPrompt", "rate_limit_exceeded": "RateLimited",
                "server_error": "ServerError"}
 HEARTBEAT_SECONDS = 2.0
+
+
+def _server_side(run: RunRow, outcome: TurnOutcome) -> frozenset[str]:
+    """Calls this worker answers itself: file_search, when the run has that tool and no
+    function of the same name."""
+    declared = {t["function"]["name"] for t in run.tools if t.get("type") == "function"}
+    if file_search_settings(run.tools) is None or FILE_SEARCH in declared:
+        return frozenset()
+    return frozenset({FILE_SEARCH} & {c.name for c in outcome.tool_calls})
 
 
 class Provider(Protocol):
@@ -63,10 +75,12 @@ async def _heartbeating() -> AsyncIterator[None]:
 
 class RunActivities:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], provider: Provider,
-                 events: RunEvents) -> None:
+                 events: RunEvents, context_window: Callable[[str], int]) -> None:
         self._sessions = sessions
         self._provider = provider
         self._events = events
+        # The context window of a model (by name), for `truncation_strategy: auto`.
+        self._context_window = context_window
 
     @activity.defn(name="transition_run")
     async def transition(self, input: TransitionInput) -> None:
@@ -103,21 +117,49 @@ class RunActivities:
             done = await self._already_done(session, run, input.turn)
             if done is not None:
                 return done
-            request = await build_request(session, run)
+            prepared = await prepare_turn(session, run, self._context_window(run.model))
+        if prepared.exhausted:
+            return await self._end_incomplete(run.id, prepared.exhausted)
         stream = TurnStream(self._sessions, self._events, run, input.turn)
         async with _heartbeating():
-            try:
-                outcome = await self._provider.complete(request, stream.on_delta)
-            except ProviderError as error:
-                raise ApplicationError(
-                    error.message, type=ERROR_TYPES[error.code],
-                    non_retryable=not error.retryable,
-                    next_retry_delay=None if error.retry_after is None
-                    else timedelta(seconds=error.retry_after),
-                ) from None
-        return await self._record(run, input.turn, outcome)
+            outcome = await self._call(prepared.request, stream)
+            problem = violation(run.tools, run.tool_choice, run.response_format, outcome)
+            if problem:
+                activity.logger.info("run %s: repairing the answer: %s", run.id, problem)
+                stream.restart()
+                outcome = await self._call(repair_request(prepared.request, outcome, problem),
+                                           stream)
+                again = violation(run.tools, run.tool_choice, run.response_format, outcome)
+                if again:
+                    raise ApplicationError(
+                        f"The model's answer was rejected: {problem}; the repair attempt was "
+                        f"rejected too: {again}.", type="ModelContract", non_retryable=True)
+        if not run.parallel_tool_calls:
+            outcome.tool_calls = outcome.tool_calls[:1]
+        if not outcome.usage.total_tokens:
+            # The backend reported no usage: our estimate, so usage is never empty.
+            outcome.usage = Usage(prepared.prompt_tokens, estimate_tokens(
+                outcome.text + "".join(c.name + c.arguments for c in outcome.tool_calls)))
+        return await self._record(run, input.turn, outcome, stream.message_opened)
 
-    async def _record(self, run: RunRow, turn: int, outcome: TurnOutcome) -> ModelTurnResult:
+    async def _call(self, request: ChatRequest, stream: TurnStream) -> TurnOutcome:
+        try:
+            return await self._provider.complete(request, stream.on_delta)
+        except ProviderError as error:
+            raise ApplicationError(
+                error.message, type=ERROR_TYPES[error.code], non_retryable=not error.retryable,
+                next_retry_delay=None if error.retry_after is None
+                else timedelta(seconds=error.retry_after),
+            ) from None
+
+    async def _end_incomplete(self, run_id: str, reason: str) -> ModelTurnResult:
+        async with self._sessions() as session, session.begin():
+            await run_writes.complete_run(session, run_id, reason)
+        await self._publish_run(run_id)
+        return ModelTurnResult("incomplete")
+
+    async def _record(self, run: RunRow, turn: int, outcome: TurnOutcome,
+                      message_opened: bool) -> ModelTurnResult:
         """The turn's outcome, in one transaction, then its closing events."""
         incomplete = outcome.finish_reason == "length" and not outcome.tool_calls
         events: list[tuple[str, Any]] = []
@@ -131,18 +173,24 @@ class RunActivities:
                 assert message is not None and step is not None
                 events += [(f"thread.message.{message.status}", message_to_wire(message)),
                            ("thread.run.step.completed", step_to_wire(step))]
+            elif message_opened:
+                # Text streamed by a rejected answer, replaced by tool calls: no message.
+                await run_writes.discard_message(session, run.id, turn)
             call_ids: list[str] = []
+            searching = _server_side(run, outcome)
             if outcome.tool_calls:
-                call_ids = await run_writes.record_tool_calls(session, run, turn,
-                                                              outcome.tool_calls, outcome.usage)
+                call_ids = await run_writes.record_tool_calls(
+                    session, run, turn, outcome.tool_calls, outcome.usage, searching)
             else:
-                await run_writes.complete_run(session, run.id, incomplete)
+                await run_writes.complete_run(
+                    session, run.id, "max_completion_tokens" if incomplete else None)
             final = await session.get(RunRow, run.id, populate_existing=True)
             assert final is not None
-            events.append((f"thread.run.{final.status}", run_to_wire(final)))
+            if final.status != "in_progress":  # not while server-side tools still run
+                events.append((f"thread.run.{final.status}", run_to_wire(final)))
         await self._events.publish(run.id, *events)
-        if call_ids:
-            return ModelTurnResult("tool_calls", call_ids)
+        if outcome.tool_calls:
+            return ModelTurnResult("tool_calls", call_ids, file_search=bool(searching))
         return ModelTurnResult("incomplete" if incomplete else "message")
 
     async def _publish_run(self, run_id: str) -> None:
@@ -157,8 +205,10 @@ class RunActivities:
         """A retry after the turn's writes committed returns what was recorded."""
         tools = await session.get(RunStepRow, run_writes.step_id(run.id, turn, "tools"))
         if tools is not None and tools.step_details["tool_calls"]:
+            calls = tools.step_details["tool_calls"]
             return ModelTurnResult("tool_calls",
-                                   [c["id"] for c in tools.step_details["tool_calls"]])
+                                   [c["id"] for c in calls if c["type"] == "function"],
+                                   file_search=any(c["type"] == FILE_SEARCH for c in calls))
         message = await session.get(RunStepRow, run_writes.step_id(run.id, turn, "message"))
         if message is not None and message.status == "completed":
             return ModelTurnResult("incomplete" if run.status == "incomplete" else "message")

@@ -38,6 +38,16 @@ class TurnStream:
         self._tools_replayed = False
         self._calls_announced: set[int] = set()
 
+    def restart(self) -> None:
+        """A second model call for the same turn (a repair): like a retry, it streams
+        only text beyond what clients already have, and no more tool-call deltas."""
+        self._text = ""
+        self._tools_replayed = self._tools_open
+
+    @property
+    def message_opened(self) -> bool:
+        return self._message_open
+
     async def on_delta(self, delta: Delta) -> None:
         activity.heartbeat()
         if isinstance(delta, TextDelta):

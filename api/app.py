@@ -6,11 +6,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis.asyncio as redis
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
-from api.errors import install_error_handlers
+from api.auth import auth_required, authenticate, warn_if_open
+from api.body_limit import BodyLimitMiddleware, BodyTooLarge
+from api.errors import error_body, install_error_handlers
+from api.metrics import MetricsMiddleware
+from api.metrics import router as metrics_router
 from api.routers import assistants, health, messages, runs, steps, threads
+from api.routers.files import router as files_router
+from api.routers.vector_store_files import router as vector_store_files_router
+from api.routers.vector_stores import router as vector_stores_router
 from core.db import create_engine, create_sessionmaker
 from core.events import RunEvents
 from core.settings import Settings, get_settings
@@ -20,11 +28,15 @@ from core.storage import ObjectStorage
 # examples use `baseURL: 'http://localhost:3000'` with no /v1).
 RESOURCE_ROUTERS: list[APIRouter] = [
     assistants.router, runs.router, threads.router, messages.router, steps.router,
+    files_router, vector_stores_router, vector_store_files_router,
 ]
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, bind_host: str | None = None) -> FastAPI:
+    """`bind_host` is the address the server listens on (`assistants api --host`); with
+    AUTH_MODE=auto it decides whether API keys are required (None: in-process, loopback)."""
     settings = settings or get_settings()
+    require_keys = auth_required(settings, bind_host)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -40,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.temporal = await Client.connect(
             settings.temporal_address, namespace=settings.temporal_namespace, lazy=True
         )
+        warn_if_open(require_keys, settings, bind_host)
         try:
             yield
         finally:
@@ -52,9 +65,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="OpenAI Assistants API v2, every run a durable Temporal workflow.",
         lifespan=lifespan,
     )
+    app.state.auth_required = require_keys
     install_error_handlers(app)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
+        return JSONResponse(error_body(str(exc.detail), code="request_too_large"),
+                            status_code=413, headers={"Connection": "close"})
+
+    # Added first, so it runs inside the metrics middleware: 413s are counted too.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes,
+                       max_upload_bytes=settings.max_file_bytes)
+    app.add_middleware(MetricsMiddleware)
+    # /health stays open: load balancers and `assistants up` probe it without a key.
     app.include_router(health.router)
+    # /metrics is behind the same check as the API: open when the API is (loopback),
+    # otherwise Prometheus scrapes with a key (`authorization: {credentials: sk-proj-...}`),
+    # since run counts span every project.
+    auth = [Depends(authenticate)]
+    app.include_router(metrics_router, dependencies=auth)
     for router in RESOURCE_ROUTERS:
-        app.include_router(router, prefix="/v1")
-        app.include_router(router, include_in_schema=False)
+        app.include_router(router, prefix="/v1", dependencies=auth)
+        app.include_router(router, include_in_schema=False, dependencies=auth)
     return app

@@ -9,8 +9,11 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
+from api.auth import authenticate
+from core.embeddings import Embedder, embedder_from_settings
 from core.events import RunEvents
 from core.settings import Settings
+from core.storage import ObjectStorage
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -33,7 +36,22 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+def _storage(request: Request) -> ObjectStorage:
+    storage: ObjectStorage = request.app.state.storage
+    return storage
+
+
+def _embedder(request: Request) -> Embedder | None:
+    # Derived from settings (it holds no connection), so the lifespan needs no change.
+    return embedder_from_settings(request.app.state.settings)
+
+
 SessionDep = Annotated[AsyncSession, Depends(_session)]
 TemporalDep = Annotated[Client, Depends(_temporal)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
 EventsDep = Annotated[RunEvents, Depends(_events)]
+StorageDep = Annotated[ObjectStorage, Depends(_storage)]
+EmbedderDep = Annotated[Embedder | None, Depends(_embedder)]
+# The caller's project. The routers are included with `authenticate` as a dependency
+# (api/app.py); naming it again here reuses that call's cached result.
+ProjectDep = Annotated[str, Depends(authenticate)]

@@ -29,3 +29,7 @@ ThreadId = Annotated[str, Path(), AfterValidator(_prefixed(ids.THREAD, "thread_i
 MessageId = Annotated[str, Path(), AfterValidator(_prefixed(ids.MESSAGE, "message_id"))]
 RunId = Annotated[str, Path(), AfterValidator(_prefixed(ids.RUN, "run_id"))]
 StepId = Annotated[str, Path(), AfterValidator(_prefixed(ids.STEP, "step_id"))]
+FileId = Annotated[str, Path(), AfterValidator(_prefixed(ids.FILE, "file_id"))]
+VectorStoreId = Annotated[str, Path(),
+                          AfterValidator(_prefixed(ids.VECTOR_STORE, "vector_store_id"))]
+FileBatchId = Annotated[str, Path(), AfterValidator(_prefixed(ids.FILE_BATCH, "batch_id"))]

@@ -56,8 +56,9 @@ async def submit_tool_outputs(client: Client, run_id: str, outputs: list[ToolOut
     """Deliver outputs through the workflow's update; its validator's refusal is a 400."""
     handle = client.get_workflow_handle_for(AssistantRunWorkflow.run, run_id)
     try:
-        await handle.execute_update(AssistantRunWorkflow.submit_tool_outputs,
-                                    SubmitToolOutputs(outputs))
+        # The update returns the workflow's state; the API answers from Postgres.
+        _state = await handle.execute_update(AssistantRunWorkflow.submit_tool_outputs,
+                                             SubmitToolOutputs(outputs))
     except WorkflowUpdateFailedError as error:
         cause = error.cause
         raise invalid(getattr(cause, "message", None) or str(cause), "tool_outputs") from None

@@ -36,7 +36,9 @@ def _published_text_key(run_id: str, message_id: str) -> str:
 
 class RunEvents:
     def __init__(self, client: redis.Redis) -> None:
-        self._redis = client
+        # Typed loosely: redis-py's stubs cannot tell that decode_responses=False
+        # (our clients) always returns bytes.
+        self._redis: Any = client
 
     async def publish(self, run_id: str, *events: tuple[str, Any]) -> None:
         """Append events in order (one round trip)."""
@@ -68,7 +70,7 @@ class RunEvents:
 
     async def last_id(self, run_id: str) -> str:
         entries = await self._redis.xrevrange(_key(run_id), count=1)
-        return entries[0][0].decode() if entries else "0-0"
+        return str(entries[0][0].decode()) if entries else "0-0"
 
     async def read(self, run_id: str, after_id: str, block_ms: int) -> list[StreamEvent]:
         """Events after `after_id`, waiting up to block_ms for the first one."""

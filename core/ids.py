@@ -17,6 +17,7 @@ STEP = "step"
 TOOL_CALL = "call"
 FILE = "file"
 VECTOR_STORE = "vs"
+FILE_BATCH = "vsfb"
 
 
 def new_id(prefix: str) -> str:

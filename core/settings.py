@@ -8,6 +8,7 @@ them explicitly.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,15 +29,46 @@ class Settings(BaseSettings):
     temporal_task_queue: str = "assistants-runs"
     model_url: str = "http://127.0.0.1:8000/v1"
     model_api_key: SecretStr = SecretStr("")
+    # Per-model routing (core/llm/models.py): a JSON or TOML file, and/or inline JSON
+    # (MODELS, which wins over the file). Both map model names or globs to servers.
+    models_config: str = ""
+    models: str = ""
+    # Anthropic's Messages API; `claude-*` models go there when the key is set.
+    anthropic_api_key: SecretStr = SecretStr("")
+    anthropic_base_url: str = "https://api.anthropic.com"
+    # Anthropic requires max_tokens; used when the run sets no max_completion_tokens.
+    anthropic_max_tokens: int = Field(default=4096, ge=1)
     # Seconds a run may stay active before it expires (OpenAI: 10 minutes).
     run_expiry_seconds: int = Field(default=600, ge=1)
     llm_timeout_seconds: float = Field(default=120.0, gt=0)
+    # Context window assumed for models the models config does not describe.
+    model_context_window: int = Field(default=32768, ge=512)
     # Model-call retries, owned by Temporal (provider SDK/HTTP retries are off).
     llm_retry_initial_seconds: float = Field(default=1.0, gt=0)
     llm_retry_max_attempts: int = Field(default=6, ge=1)
     # Register-free by default: external clusters may not have our search
     # attributes; the embedded dev server does (the launcher turns this on).
     temporal_search_attributes: bool = False
+    # Port of the worker's Prometheus /metrics endpoint; 0 (the default) serves none.
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    # Uploads larger than this are refused with a 400 (OpenAI allows 512 MB;
+    # we keep bytes in S3 but parse whole files in memory, hence a lower cap).
+    max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
+    # OpenAI-compatible `/embeddings` endpoint for file_search. Unset: chunks
+    # are stored without vectors and search is full-text only.
+    embeddings_url: str = ""
+    embeddings_model: str = "text-embedding-3-small"
+    embeddings_api_key: SecretStr = SecretStr("")
+    embeddings_timeout_seconds: float = Field(default=60.0, gt=0)
+    # API keys (api/auth.py): "required" checks `Authorization: Bearer sk-proj-...` on
+    # every route but /health; "open" serves everyone as project "default"; "auto"
+    # is required unless the API binds a loopback host (127.0.0.1, ::1, localhost).
+    auth_mode: Literal["required", "open", "auto"] = "auto"
+    # Requests per minute per API key (a fixed Redis window); 0 turns the limit off.
+    rate_limit_per_minute: int = Field(default=0, ge=0)
+    # Largest request body accepted (413 above it). Multipart uploads may carry
+    # max_file_bytes more, and the upload route checks the file itself.
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1)
 
     @field_validator("database_url")
     @classmethod

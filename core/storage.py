@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, BinaryIO
 
 import boto3
 from botocore.config import Config
 
 from core.settings import Settings
+
+
+def parsed_text_key(file_id: str) -> str:
+    """Where ingestion keeps a file's extracted text (served by vector-store file content)."""
+    return f"parsed/{file_id}.txt"
 
 
 class ObjectStorage:
@@ -39,3 +44,10 @@ class ObjectStorage:
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._client.delete_object, Bucket=self.bucket, Key=key)
+
+    async def put_fileobj(self, key: str, fileobj: BinaryIO, content_type: str) -> None:
+        """Stream a file object (an upload spooled to disk) without reading it into memory."""
+        await asyncio.to_thread(
+            self._client.upload_fileobj, fileobj, self.bucket, key,
+            ExtraArgs={"ContentType": content_type},
+        )

@@ -72,7 +72,27 @@ def run_to_wire(row: RunRow) -> dict[str, Any]:
     }
 
 
-def step_to_wire(row: RunStepRow) -> dict[str, Any]:
+# `include[]` value that asks for the text of file_search results.
+INCLUDE_RESULT_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+
+
+def _public_details(details: dict[str, Any], with_content: bool) -> dict[str, Any]:
+    """Step details without our private keys ("_query", ...), and without file_search
+    result text unless `include[]` asked for it (as OpenAI does)."""
+    if details.get("type") != "tool_calls":
+        return details
+    calls = []
+    for call in details["tool_calls"]:
+        public = {k: v for k, v in call.items() if not k.startswith("_")}
+        search = public.get("file_search")
+        if search and search.get("results") and not with_content:
+            public["file_search"] = {**search, "results": [
+                {k: v for k, v in r.items() if k != "content"} for r in search["results"]]}
+        calls.append(public)
+    return {**details, "tool_calls": calls}
+
+
+def step_to_wire(row: RunStepRow, include: list[str] | None = None) -> dict[str, Any]:
     return {
         "id": row.id,
         "object": "thread.run.step",
@@ -87,7 +107,8 @@ def step_to_wire(row: RunStepRow) -> dict[str, Any]:
         "expired_at": row.expired_at,
         "failed_at": row.failed_at,
         "last_error": row.last_error,
-        "step_details": row.step_details,
+        "step_details": _public_details(row.step_details,
+                                        INCLUDE_RESULT_CONTENT in (include or [])),
         "usage": row.usage,
         "metadata": row.metadata_,
     }

@@ -1,11 +1,9 @@
-"""The `assistants` command: `up` (everything, embedded), or `api` / `worker` / `migrate`."""
+"""The `assistants` command: `up` (everything, embedded), `api` / `worker` / `migrate`, `keys`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import os
 import signal
 import sys
 import time
@@ -15,6 +13,7 @@ from types import FrameType
 
 import httpx
 
+from core.logging import configure_logging
 from core.settings import Settings, get_settings
 from launcher.embedded import EmbeddedStack, Ports
 from launcher.processes import ChildProcess, port_is_open
@@ -53,8 +52,9 @@ def cmd_api(args: argparse.Namespace) -> None:
     settings = get_settings()
     _require(settings)
     upgrade(settings.database_url)  # safe when several API processes start together
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info",
-                access_log=False)
+    # The bind host decides AUTH_MODE=auto: keys are required off loopback.
+    uvicorn.run(create_app(settings, bind_host=args.host), host=args.host, port=args.port,
+                log_level="info", access_log=False)
 
 
 def cmd_worker(_: argparse.Namespace) -> None:
@@ -73,6 +73,15 @@ def cmd_migrate(_: argparse.Namespace) -> None:
         sys.exit("error: DATABASE_URL is not set.")
     upgrade(settings.database_url)
     print("migrations applied")
+
+
+def cmd_keys(args: argparse.Namespace) -> None:
+    from launcher.keys import run_keys_command
+
+    settings = get_settings()
+    if not settings.database_url:
+        sys.exit("error: DATABASE_URL is not set.")
+    sys.exit(run_keys_command(settings.database_url, args))
 
 
 def _wait_healthy(url: str, api: ChildProcess, timeout: float = 90.0) -> None:
@@ -160,8 +169,7 @@ def _print_table(api_url: str, stack: EmbeddedStack, env: dict[str, str], data_d
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()  # LOG_LEVEL, LOG_FORMAT=text|json
     parser = argparse.ArgumentParser(prog="assistants", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="run everything on the embedded stack")
@@ -179,6 +187,15 @@ def main(argv: list[str] | None = None) -> None:
     api.set_defaults(func=cmd_api)
     commands.add_parser("worker", help="run the Temporal worker").set_defaults(func=cmd_worker)
     commands.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+    keys = commands.add_parser("keys", help="create, list and revoke API keys (DATABASE_URL)")
+    keys.set_defaults(func=cmd_keys)
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create a key; it is printed only once")
+    create.add_argument("--project", required=True, help="project the key acts for")
+    create.add_argument("--name", default=None, help="a label shown by `keys list`")
+    key_commands.add_parser("list", help="list keys (prefixes only; keys are not stored)")
+    revoke = key_commands.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("key_id", metavar="KEY_ID")
     args = parser.parse_args(argv)
     args.func(args)
 

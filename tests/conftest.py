@@ -23,6 +23,7 @@ from api.app import create_app
 from core.migrate import upgrade
 from core.settings import Settings
 from launcher.embedded import EmbeddedStack
+from tests.fake_anthropic import FakeAnthropic
 from tests.fake_llm import FakeLLM
 from worker import run_worker
 
@@ -57,12 +58,27 @@ def fake_llm() -> Iterator[FakeLLM]:
 
 
 @pytest.fixture(scope="session")
-def settings(stack_env: dict[str, str], fake_llm: FakeLLM) -> Settings:
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    """Anthropic's Messages API, scripted the same way; `claude-*` models are routed here."""
+    server = FakeAnthropic().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(stack_env: dict[str, str], fake_llm: FakeLLM,
+             fake_anthropic: FakeAnthropic) -> Settings:
     values: dict[str, Any] = {name.lower(): value for name, value in stack_env.items()}
     values.update(model_url=fake_llm.base_url, model_api_key="fake-model-key",
+                  anthropic_base_url=fake_anthropic.base_url,
+                  anthropic_api_key="fake-anthropic-key",
                   # Quick retries keep the LLM-fault tests short.
                   llm_retry_initial_seconds=0.2, llm_retry_max_attempts=3,
-                  llm_timeout_seconds=30)
+                  llm_timeout_seconds=30,
+                  # file_search: the fake's deterministic /v1/embeddings.
+                  embeddings_url=fake_llm.base_url, embeddings_model="fake-embed")
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 

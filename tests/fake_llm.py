@@ -5,15 +5,23 @@ product's worker, possibly in another process, reaches the LLM over HTTP. Behavi
 only by `[[directive]]`s in the last user message, so concurrent tests never interfere:
 
     [[reply:TEXT]]  [[tokens:N]]  [[call:NAME {json}]] (repeatable)  [[delay:S]]
-    [[fail:CODE]] / [[fail:CODExN]]  [[garbage]]  [[truncate]]  [[tokendelay:MS]]
+    [[fail:CODE]] / [[fail:CODExN]]  [[garbage]]  [[truncate]] / [[truncate:N]]  [[tokendelay:MS]]
+    [[reply_per_attempt:FIRST|LATER]]
     [[after_tool:TEXT]] (answer once tool results follow the user message)
+
+It also serves `/v1/embeddings` (deterministic hashed bag-of-words vectors, see embed_text).
+    [[content_call:NAME {json}]] (a tool call written as a ```json block in `content`)
+    [[repeat_ids]] (repeat id, type and name in every streamed tool-call chunk)
+    [[string_tool_choice]] (reject an object `tool_choice` with 400, as some servers do)
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
+import math
 import re
 import socket
 import threading
@@ -99,6 +107,22 @@ def error_response(status: int, message: str) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+EMBEDDING_DIMENSIONS = 256
+
+
+def embed_text(text: str) -> list[float]:
+    """The fake's embedding of `text` (exposed so tests can reason about similarity)."""
+    vector = [0.0] * EMBEDDING_DIMENSIONS
+    for word in re.findall(r"\w+", text.lower()):
+        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+        vector[int.from_bytes(digest[:4], "big") % EMBEDDING_DIMENSIONS] += (
+            1.0 if digest[4] & 1 else -1.0)
+    norm = math.sqrt(sum(x * x for x in vector))
+    if norm == 0:  # no words: any fixed unit vector (cosine of a zero vector is undefined)
+        return [1.0] + [0.0] * (EMBEDDING_DIMENSIONS - 1)
+    return [x / norm for x in vector]
+
+
 class _CutStream(StreamingResponse):
     """A stream that ends without the final empty chunk, so uvicorn drops the connection
     mid-body: the client sees a genuinely truncated response, not a clean EOF."""
@@ -116,6 +140,7 @@ class FakeLLM:
         self.requests: list[Json] = []
         self._lock = threading.Lock()
         self._fail_counts: dict[str, int] = {}
+        self._attempts: dict[str, int] = {}
         self._ids = itertools.count(1)  # never reset, so tool-call ids stay unique per server
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -124,6 +149,7 @@ class FakeLLM:
         app = Starlette(routes=[
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
             Route("/v1/models", self._models, methods=["GET"]),
+            Route("/v1/embeddings", self._embeddings, methods=["POST"]),
             Route("/_requests", self._log, methods=["GET"]),
         ])
         # log_config=None: never reconfigure the process-wide logging the product relies on.
@@ -154,6 +180,7 @@ class FakeLLM:
         with self._lock:
             self.requests.clear()  # in place, so references held by tests stay valid
             self._fail_counts.clear()
+            self._attempts.clear()
 
     def requests_containing(self, marker: str) -> list[Json]:
         with self._lock:
@@ -164,6 +191,25 @@ class FakeLLM:
     async def _models(self, request: Request) -> Response:
         model = {"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}
         return JSONResponse({"object": "list", "data": [model]})
+
+    async def _embeddings(self, request: Request) -> Response:
+        """Deterministic embeddings: a hashed, L2-normalised bag of lower-cased words, so
+        texts sharing words are close. An input containing `[[embedfail]]` gets a 500."""
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return error_response(400, "Request body is not valid JSON.")
+        inputs = body.get("input") if isinstance(body, dict) else None
+        inputs = [inputs] if isinstance(inputs, str) else inputs
+        if not isinstance(inputs, list) or not all(isinstance(t, str) for t in inputs):
+            return error_response(400, "'input' must be a string or an array of strings.")
+        if any("[[embedfail]]" in t for t in inputs):
+            return error_response(500, "Injected embeddings failure.")
+        data = [{"object": "embedding", "index": i, "embedding": embed_text(t)}
+                for i, t in enumerate(inputs)]
+        tokens = sum(len(t.split()) for t in inputs)
+        return JSONResponse({"object": "list", "data": data, "model": body.get("model"),
+                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     async def _log(self, request: Request) -> Response:
         with self._lock:
@@ -193,6 +239,8 @@ class FakeLLM:
         else:
             if "delay" in d.options:
                 await asyncio.sleep(float(d.options["delay"]))
+            if "string_tool_choice" in d.options and isinstance(body.get("tool_choice"), dict):
+                return error_response(400, "tool_choice must be a string.")
             if "fail" in d.options:
                 code, _, times = d.options["fail"].strip().partition("x")
                 with self._lock:  # counted per exact user text so each test has its own
@@ -200,6 +248,11 @@ class FakeLLM:
                 if not times or seen <= int(times):
                     return error_response(int(code), f"Injected failure {code} ({seen}).")
             garbage, truncate = "garbage" in d.options, "truncate" in d.options
+            with self._lock:  # which attempt this is, per exact user text
+                attempt = self._attempts[user_text] = self._attempts.get(user_text, 0) + 1
+            if truncate and d.options["truncate"].strip():
+                # [[truncate:N]]: only the first N attempts are cut off.
+                truncate = attempt <= int(d.options["truncate"])
             token_delay = float(d.options.get("tokendelay", 0)) / 1000
             known = {t.get("function", {}).get("name") for t in body.get("tools") or []
                      if isinstance(t, dict)}
@@ -208,8 +261,15 @@ class FakeLLM:
                 answer = f"Unknown tool {unknown[0]}"
             elif d.calls:
                 calls, answer = d.calls, ""
+            elif "content_call" in d.options:  # as open models without tool parsers do
+                name, _, args = d.options["content_call"].strip().partition(" ")
+                block = json.dumps({"name": name, "arguments": json.loads(args or "{}")})
+                answer = f"```json\n{block}\n```"
             elif "reply" in d.options:
                 answer = d.options["reply"]
+            elif "reply_per_attempt" in d.options:  # [[reply_per_attempt:FIRST|LATER]]
+                first, _, later = d.options["reply_per_attempt"].partition("|")
+                answer = first if attempt == 1 else later
             elif "tokens" in d.options:
                 answer = " ".join(f"w{i}" for i in range(1, int(d.options["tokens"]) + 1))
             else:
@@ -244,7 +304,12 @@ class FakeLLM:
             deltas.append({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
                                            "function": {"name": fn["name"], "arguments": ""}}]})
             pieces = [fn["arguments"][j:j + 8] for j in range(0, len(fn["arguments"]), 8)]
-            deltas += [{"tool_calls": [{"index": i, "function": {"arguments": p}}]} for p in pieces]
+            # Some servers (e.g. older vLLM parsers) repeat the header in every chunk.
+            header = ({"id": call["id"], "type": "function"} if "repeat_ids" in d.options
+                      else {})
+            named = {"name": fn["name"]} if header else {}
+            deltas += [{"tool_calls": [{"index": i, **header,
+                                        "function": {**named, "arguments": p}}]} for p in pieces]
         if truncate:
             deltas = deltas[:max(1, min(3, len(deltas) - 1))]
 

@@ -6,90 +6,19 @@ so the in-process `worker` fixture (default task queue) never touches them.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import openai
 import pytest
-from openai.types.beta.threads import Run
 
 from api.app import create_app
 from core.settings import Settings
-from launcher.processes import ChildProcess
 from tests.fake_llm import FakeLLM
-
-TERMINAL = {"completed", "failed", "cancelled", "expired", "incomplete"}
-READY_LINE = "worker polling task queue"
-
-WEATHER_TOOL: Any = {
-    "type": "function",
-    "function": {
-        "name": "getCurrentWeather",
-        "description": "Get the weather in location",
-        "parameters": {"type": "object", "properties": {"location": {"type": "string"}},
-                       "required": ["location"]},
-    },
-}
-
-
-class Workers:
-    """Worker processes (`python -m launcher.cli worker`) polling one dedicated queue."""
-
-    def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
-        self.tmp_path = tmp_path
-        self.env = env
-        self.started: list[ChildProcess] = []
-
-    async def start(self) -> ChildProcess:
-        n = len(self.started) + 1
-        # cwd=tmp_path: no stray .env file is read; the package is installed (editable).
-        proc = ChildProcess(f"worker-{n}", [sys.executable, "-m", "launcher.cli", "worker"],
-                            self.tmp_path / f"worker-{n}.log", env=self.env, cwd=self.tmp_path)
-        self.started.append(proc)
-        await wait_for(lambda: READY_LINE in proc.log_path.read_text(errors="replace"),
-                       60, f"{proc.name} to start polling", self)
-        return proc
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name} (pid {p.pid}) ---\n{p.log_tail(40)}" for p in self.started)
-
-    async def stop_all(self) -> None:
-        for proc in self.started:
-            await asyncio.to_thread(proc.stop)  # no-op (just closes the log) once killed
-
-
-async def wait_for(predicate: Callable[[], Any], seconds: float, what: str,
-                   workers: Workers | None = None) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if value := predicate():
-                return value
-        except OSError:  # e.g. the log file is not there yet
-            pass
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {seconds}s waiting for {what}\n"
-                         f"{workers.logs() if workers else ''}")
-
-
-async def poll_run(sdk: openai.AsyncOpenAI, thread_id: str, run_id: str, until: set[str],
-                   seconds: float, workers: Workers) -> Run:
-    deadline = time.monotonic() + seconds
-    while True:
-        run = await sdk.beta.threads.runs.retrieve(run_id=run_id, thread_id=thread_id)
-        if run.status in until:
-            return run
-        if time.monotonic() > deadline:
-            raise AssertionError(f"run {run_id} still {run.status!r} after {seconds}s\n"
-                                 f"{workers.logs()}")
-        await asyncio.sleep(0.1)
+from tests.faults.helpers import TERMINAL, WEATHER_TOOL, Workers, poll_run, wait_for, worker_env
 
 
 @pytest.fixture
@@ -111,18 +40,7 @@ async def sdk(settings: Settings, queue: str) -> AsyncIterator[openai.AsyncOpenA
 @pytest.fixture
 async def workers(tmp_path: Path, stack_env: dict[str, str], fake_llm: FakeLLM,
                   settings: Settings, queue: str) -> AsyncIterator[Workers]:
-    env = {
-        **stack_env,
-        "TEMPORAL_TASK_QUEUE": queue,
-        "MODEL_URL": fake_llm.base_url,
-        "MODEL_API_KEY": "k",
-        "LLM_RETRY_INITIAL_SECONDS": "0.2",
-        "TEMPORAL_SEARCH_ATTRIBUTES": stack_env.get(
-            "TEMPORAL_SEARCH_ATTRIBUTES", str(settings.temporal_search_attributes).lower()),
-        "PYTHONUNBUFFERED": "1",
-        "LOG_LEVEL": "INFO",
-    }
-    group = Workers(tmp_path, env)
+    group = Workers(tmp_path, worker_env(stack_env, fake_llm, settings, queue))
     try:
         yield group
     finally:

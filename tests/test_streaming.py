@@ -224,3 +224,40 @@ async def test_unknown_event_id_format_is_a_400(http: httpx.AsyncClient) -> None
                               params={"starting_after": "nonsense"})
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "starting_after"
+
+
+async def _stream_text_run(client: openai.AsyncOpenAI, text: str) -> tuple[Recorder, Any, str]:
+    assistant_id = await _assistant(client)
+    thread = await client.beta.threads.create(messages=[{"role": "user", "content": text}])
+    handler = Recorder()
+    async with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant_id, event_handler=handler
+    ) as stream:
+        await stream.until_done()
+    stored = (await client.beta.threads.messages.list(thread_id=thread.id)).data
+    assert [m.role for m in stored] == ["assistant", "user"]  # one assistant message, ever
+    return handler, stream, stored[0].content[0].text.value  # type: ignore[union-attr]
+
+
+async def test_a_retry_after_a_partial_stream_does_not_duplicate_text(
+    client: openai.AsyncOpenAI,
+) -> None:
+    handler, stream, stored = await _stream_text_run(
+        client, f"[[reply:one two three four five six]] [[truncate:1]] {uuid.uuid4().hex}")
+    assert (await stream.get_final_run()).status == "completed"
+    # The first attempt died after a few words; the retry streamed only the rest.
+    assert "".join(handler.deltas) == stored == "one two three four five six"
+    assert handler.events.count("thread.message.created") == 1
+
+
+async def test_a_diverging_retry_ends_with_the_authoritative_message(
+    client: openai.AsyncOpenAI,
+) -> None:
+    handler, stream, stored = await _stream_text_run(
+        client, "[[reply_per_attempt:alpha beta gamma delta|omega psi chi]] [[truncate:1]] "
+        + uuid.uuid4().hex)
+    assert stored == "omega psi chi"
+    # Deltas stopped at the divergence; message.completed replaced the SDK's snapshot.
+    assert "".join(handler.deltas).startswith("alpha")
+    final = await stream.get_final_messages()
+    assert final[0].content[0].text.value == stored  # type: ignore[union-attr]

@@ -13,10 +13,17 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutType
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    RetryState,
+    TimeoutType,
+)
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 from workflows.types import (
+    FileSearchInput,
     FinishInput,
     ModelTurnInput,
     ModelTurnResult,
@@ -29,14 +36,13 @@ from workflows.types import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from activities.file_search import FileSearchActivities
     from activities.runs import RunActivities
 
 # Short Postgres writes: local activities (no task-queue round trip).
-DB_WRITE = {
-    "start_to_close_timeout": timedelta(seconds=10),
-    "retry_policy": RetryPolicy(initial_interval=timedelta(milliseconds=200),
-                                maximum_interval=timedelta(seconds=5)),
-}
+DB_WRITE_TIMEOUT = timedelta(seconds=10)
+DB_WRITE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
+                             maximum_interval=timedelta(seconds=5))
 ERROR_CODES = {"RateLimited": "rate_limit_exceeded", "InvalidPrompt": "invalid_prompt"}
 
 
@@ -62,6 +68,10 @@ class AssistantRunWorkflow:
                 if result.kind != "tool_calls":
                     self._status = "completed" if result.kind == "message" else "incomplete"
                     return RunResult(self._status)
+                if result.file_search:
+                    await self._file_search()
+                if not result.tool_call_ids:
+                    continue  # only server-side tools: the model reads their results next
                 self._status, self._pending = "requires_action", result.tool_call_ids
                 if not await self._wait_for_outputs():
                     return await self._finish("expired")
@@ -100,6 +110,15 @@ class AssistantRunWorkflow:
             ),
         )
 
+    async def _file_search(self) -> None:
+        await workflow.execute_activity_method(
+            FileSearchActivities.file_search,
+            FileSearchInput(self._input.run_id, self._turn),
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1),
+                                     maximum_interval=timedelta(seconds=10), maximum_attempts=5),
+        )
+
     async def _wait_for_outputs(self) -> bool:
         """Wait for tool outputs until the run expires; False if it expired first."""
         remaining = self._input.expires_at - workflow.now().timestamp()
@@ -114,7 +133,7 @@ class AssistantRunWorkflow:
         await workflow.execute_local_activity_method(
             RunActivities.transition,
             TransitionInput(self._input.run_id, to_status, from_statuses),
-            **DB_WRITE,  # type: ignore[arg-type]
+            start_to_close_timeout=DB_WRITE_TIMEOUT, retry_policy=DB_WRITE_RETRY,
         )
         self._status = to_status
 
@@ -122,14 +141,18 @@ class AssistantRunWorkflow:
         await workflow.execute_local_activity_method(
             RunActivities.finish_run,
             FinishInput(self._input.run_id, status, last_error),
-            **DB_WRITE,  # type: ignore[arg-type]
+            start_to_close_timeout=DB_WRITE_TIMEOUT, retry_policy=DB_WRITE_RETRY,
         )
         self._status = status
         return RunResult(status)
 
     async def _finish_failed(self, error: ActivityError) -> RunResult:
         cause = error.cause
-        if isinstance(cause, TemporalTimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_CLOSE:
+        timed_out = (isinstance(cause, TemporalTimeoutError)
+                     and cause.type == TimeoutType.SCHEDULE_TO_CLOSE)
+        # Retries also stop when the next attempt would start after expires_at; the cause
+        # is then the last attempt's error (e.g. RateLimited), with retry_state TIMEOUT.
+        if timed_out or error.retry_state == RetryState.TIMEOUT:
             # The turn, retries included, could not finish before expires_at.
             return await self._finish("expired")
         code, message = "server_error", str(cause or error)
@@ -142,16 +165,19 @@ class AssistantRunWorkflow:
     # --- tool outputs: an update (validated, synchronous) and a signal (operators) ---
     @workflow.update(name="submit_tool_outputs")
     async def submit_tool_outputs(self, outputs: SubmitToolOutputs) -> RunState:
+        await self._accept_outputs(outputs)
+        return self.state()
+
+    async def _accept_outputs(self, outputs: SubmitToolOutputs) -> None:
         # Set before the first await: a second submission racing this one is rejected.
         self._submission_in_flight = True
         await workflow.execute_local_activity_method(
             RunActivities.record_tool_outputs,
             RecordToolOutputsInput(self._input.run_id, self._turn, outputs.tool_outputs),
-            **DB_WRITE,  # type: ignore[arg-type]
+            start_to_close_timeout=DB_WRITE_TIMEOUT, retry_policy=DB_WRITE_RETRY,
         )
         self._status, self._pending, self._outputs_recorded = "queued", [], True
         self._submission_in_flight = False
-        return self.state()
 
     @submit_tool_outputs.validator
     def validate_tool_outputs(self, outputs: SubmitToolOutputs) -> None:
@@ -175,7 +201,7 @@ class AssistantRunWorkflow:
         except ValueError as rejected:
             workflow.logger.warning("ignored tool outputs signal: %s", rejected)
             return
-        await self.submit_tool_outputs(outputs)
+        await self._accept_outputs(outputs)
 
     @workflow.query(name="state")
     def state(self) -> RunState:

@@ -73,10 +73,19 @@ class ModelTurnInput:
 
 @dataclass
 class ModelTurnResult:
-    # "message": the run is complete; "tool_calls": it awaits outputs;
-    # "incomplete": a token limit ended it.
+    # "message": the run is complete; "tool_calls": the model called tools;
+    # "incomplete": a token limit ended it; "expired": no time was left.
     kind: str
+    # Function calls the client must answer (the run is in requires_action).
     tool_call_ids: list[str] = field(default_factory=list)
+    # Server-side file_search calls to run before anything else.
+    file_search: bool = False
+
+
+@dataclass
+class FileSearchInput:
+    run_id: str
+    turn: int
 
 
 @dataclass

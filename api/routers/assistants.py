@@ -6,8 +6,9 @@ import time
 from typing import Any
 
 from fastapi import APIRouter
+from sqlmodel import col
 
-from api.deps import SessionDep
+from api.deps import ProjectDep, SessionDep
 from api.ids import AssistantId
 from api.lookups import load_assistant
 from api.pagination import ListQuery, paginate
@@ -31,9 +32,11 @@ router = APIRouter(prefix="/assistants", tags=["assistants"])
 
 
 @router.post("", response_model=AssistantObject)
-async def create_assistant(body: CreateAssistant, session: SessionDep) -> dict[str, Any]:
+async def create_assistant(body: CreateAssistant, session: SessionDep,
+                           project: ProjectDep) -> dict[str, Any]:
     row = AssistantRow(
         id=ids.new_id(ids.ASSISTANT),
+        project_id=project,
         created_at=int(time.time()),
         name=body.name,
         description=body.description,
@@ -52,20 +55,23 @@ async def create_assistant(body: CreateAssistant, session: SessionDep) -> dict[s
 
 
 @router.get("", response_model=ListResponse[AssistantObject])
-async def list_assistants(params: ListQuery, session: SessionDep) -> dict[str, Any]:
-    return await paginate(session, AssistantRow, params, assistant_to_wire)
+async def list_assistants(params: ListQuery, session: SessionDep,
+                          project: ProjectDep) -> dict[str, Any]:
+    return await paginate(session, AssistantRow, params, assistant_to_wire,
+                          col(AssistantRow.project_id) == project)
 
 
 @router.get("/{assistant_id}", response_model=AssistantObject)
-async def retrieve_assistant(assistant_id: AssistantId, session: SessionDep) -> dict[str, Any]:
-    return assistant_to_wire(await load_assistant(session, assistant_id))
+async def retrieve_assistant(assistant_id: AssistantId, session: SessionDep,
+                             project: ProjectDep) -> dict[str, Any]:
+    return assistant_to_wire(await load_assistant(session, project, assistant_id))
 
 
 @router.post("/{assistant_id}", response_model=AssistantObject)
 async def modify_assistant(
-    assistant_id: AssistantId, body: ModifyAssistant, session: SessionDep
+    assistant_id: AssistantId, body: ModifyAssistant, session: SessionDep, project: ProjectDep
 ) -> dict[str, Any]:
-    row = await load_assistant(session, assistant_id)
+    row = await load_assistant(session, project, assistant_id)
     changes = body.model_fields_set
     for field in ("model", "name", "description", "instructions", "temperature", "top_p"):
         if field in changes:
@@ -84,8 +90,9 @@ async def modify_assistant(
 
 
 @router.delete("/{assistant_id}", response_model=Deleted)
-async def delete_assistant(assistant_id: AssistantId, session: SessionDep) -> dict[str, Any]:
-    row = await load_assistant(session, assistant_id)
+async def delete_assistant(assistant_id: AssistantId, session: SessionDep,
+                           project: ProjectDep) -> dict[str, Any]:
+    row = await load_assistant(session, project, assistant_id)
     await session.delete(row)
     await session.commit()
     return {"id": assistant_id, "object": "assistant.deleted", "deleted": True}

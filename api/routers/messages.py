@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlmodel import col
 
-from api.deps import SessionDep
+from api.deps import ProjectDep, SessionDep
 from api.ids import MessageId, ThreadId
 from api.lookups import ensure_thread_idle, load_message, load_thread
 from api.pagination import ListQuery, paginate
@@ -43,9 +43,9 @@ def new_message_row(thread_id: str, body: CreateMessage, created_at: int) -> Mes
 
 @router.post("", response_model=MessageObject)
 async def create_message(
-    thread_id: ThreadId, body: CreateMessage, session: SessionDep
+    thread_id: ThreadId, body: CreateMessage, session: SessionDep, project: ProjectDep
 ) -> dict[str, Any]:
-    await load_thread(session, thread_id, lock=True)
+    await load_thread(session, project, thread_id, lock=True)
     await ensure_thread_idle(session, thread_id)
     row = new_message_row(thread_id, body, int(time.time()))
     session.add(row)
@@ -58,9 +58,10 @@ async def list_messages(
     thread_id: ThreadId,
     params: ListQuery,
     session: SessionDep,
+    project: ProjectDep,
     run_id: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
-    await load_thread(session, thread_id)
+    await load_thread(session, project, thread_id)
     filters = [col(MessageRow.thread_id) == thread_id]
     if run_id is not None:
         filters.append(col(MessageRow.run_id) == run_id)
@@ -69,16 +70,17 @@ async def list_messages(
 
 @router.get("/{message_id}", response_model=MessageObject)
 async def retrieve_message(
-    thread_id: ThreadId, message_id: MessageId, session: SessionDep
+    thread_id: ThreadId, message_id: MessageId, session: SessionDep, project: ProjectDep
 ) -> dict[str, Any]:
-    return message_to_wire(await load_message(session, thread_id, message_id))
+    return message_to_wire(await load_message(session, project, thread_id, message_id))
 
 
 @router.post("/{message_id}", response_model=MessageObject)
 async def modify_message(
-    thread_id: ThreadId, message_id: MessageId, body: ModifyMessage, session: SessionDep
+    thread_id: ThreadId, message_id: MessageId, body: ModifyMessage, session: SessionDep,
+    project: ProjectDep,
 ) -> dict[str, Any]:
-    row = await load_message(session, thread_id, message_id)
+    row = await load_message(session, project, thread_id, message_id)
     if "metadata" in body.model_fields_set:
         row.metadata_ = body.metadata or {}
         session.add(row)
@@ -88,9 +90,9 @@ async def modify_message(
 
 @router.delete("/{message_id}", response_model=Deleted)
 async def delete_message(
-    thread_id: ThreadId, message_id: MessageId, session: SessionDep
+    thread_id: ThreadId, message_id: MessageId, session: SessionDep, project: ProjectDep
 ) -> dict[str, Any]:
-    row = await load_message(session, thread_id, message_id)
+    row = await load_message(session, project, thread_id, message_id)
     await session.delete(row)
     await session.commit()
     return {"id": message_id, "object": "thread.message.deleted", "deleted": True}

@@ -11,8 +11,9 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
-from api.deps import EventsDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import EventsDep, ProjectDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError, invalid
 from api.ids import RunId, ThreadId
 from api.lookups import ensure_thread_idle, load_assistant, load_run, load_thread
@@ -121,10 +122,10 @@ def _respond(events: RunEvents, run: RunRow, stream: bool | None, request: Reque
 @router.post("/threads/{thread_id}/runs", response_model=RunObject)
 async def create_run(thread_id: ThreadId, body: CreateRun, session: SessionDep,
                      temporal: TemporalDep, settings: SettingsDep, events: EventsDep,
-                     request: Request) -> Any:
-    await load_thread(session, thread_id, lock=True)
+                     request: Request, project: ProjectDep) -> Any:
+    await load_thread(session, project, thread_id, lock=True)
     await ensure_thread_idle(session, thread_id)
-    assistant = await load_assistant(session, body.assistant_id)
+    assistant = await load_assistant(session, project, body.assistant_id)
     now = int(time.time())
     for message in body.additional_messages or []:
         session.add(new_message_row(thread_id, message, now))
@@ -138,9 +139,9 @@ async def create_run(thread_id: ThreadId, body: CreateRun, session: SessionDep,
 @router.post("/threads/runs", response_model=RunObject)
 async def create_thread_and_run(body: CreateThreadAndRun, session: SessionDep,
                                 temporal: TemporalDep, settings: SettingsDep, events: EventsDep,
-                                request: Request) -> Any:
-    assistant = await load_assistant(session, body.assistant_id)
-    thread = await insert_thread(session, body.thread or CreateThread())
+                                request: Request, project: ProjectDep) -> Any:
+    assistant = await load_assistant(session, project, body.assistant_id)
+    thread = await insert_thread(session, project, body.thread or CreateThread())
     run = _new_run_row(thread.id, assistant, body, settings, None)
     run.tool_resources = tool_resources_to_wire(body.tool_resources)
     await _commit_run(session, run)
@@ -150,15 +151,17 @@ async def create_thread_and_run(body: CreateThreadAndRun, session: SessionDep,
 
 
 @router.get("/threads/{thread_id}/runs", response_model=ListResponse[RunObject])
-async def list_runs(thread_id: ThreadId, params: ListQuery, session: SessionDep) -> dict[str, Any]:
-    await load_thread(session, thread_id)
-    return await paginate(session, RunRow, params, run_to_wire, RunRow.thread_id == thread_id)
+async def list_runs(thread_id: ThreadId, params: ListQuery, session: SessionDep,
+                    project: ProjectDep) -> dict[str, Any]:
+    await load_thread(session, project, thread_id)
+    return await paginate(session, RunRow, params, run_to_wire,
+                          col(RunRow.thread_id) == thread_id)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}", response_model=RunObject)
 async def retrieve_run(thread_id: ThreadId, run_id: RunId, session: SessionDep,
-                       response: Response) -> dict[str, Any]:
-    run = await load_run(session, thread_id, run_id)
+                       response: Response, project: ProjectDep) -> dict[str, Any]:
+    run = await load_run(session, project, thread_id, run_id)
     if run.status in ACTIVE_RUN_STATUSES:
         response.headers["openai-poll-after-ms"] = POLL_AFTER_MS
     return run_to_wire(run)
@@ -166,8 +169,8 @@ async def retrieve_run(thread_id: ThreadId, run_id: RunId, session: SessionDep,
 
 @router.post("/threads/{thread_id}/runs/{run_id}", response_model=RunObject)
 async def modify_run(thread_id: ThreadId, run_id: RunId, body: ModifyRun,
-                     session: SessionDep) -> dict[str, Any]:
-    run = await load_run(session, thread_id, run_id)
+                     session: SessionDep, project: ProjectDep) -> dict[str, Any]:
+    run = await load_run(session, project, thread_id, run_id)
     if "metadata" in body.model_fields_set:
         run.metadata_ = body.metadata or {}
         session.add(run)
@@ -177,11 +180,11 @@ async def modify_run(thread_id: ThreadId, run_id: RunId, body: ModifyRun,
 
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel", response_model=RunObject)
 async def cancel(thread_id: ThreadId, run_id: RunId, session: SessionDep,
-                 temporal: TemporalDep) -> dict[str, Any]:
-    run = await load_run(session, thread_id, run_id)
+                 temporal: TemporalDep, project: ProjectDep) -> dict[str, Any]:
+    run = await load_run(session, project, thread_id, run_id)
     cancellable = ("queued", "in_progress", "requires_action")
     locked = await session.scalar(
-        select(RunRow).where(RunRow.id == run_id).with_for_update().execution_options(
+        select(RunRow).where(col(RunRow.id) == run_id).with_for_update().execution_options(
             populate_existing=True)
     )
     assert locked is not None
@@ -199,8 +202,8 @@ async def cancel(thread_id: ThreadId, run_id: RunId, session: SessionDep,
 @router.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", response_model=RunObject)
 async def submit_outputs(thread_id: ThreadId, run_id: RunId, body: SubmitToolOutputsRequest,
                          session: SessionDep, temporal: TemporalDep, events: EventsDep,
-                         request: Request) -> Any:
-    run = await load_run(session, thread_id, run_id)
+                         request: Request, project: ProjectDep) -> Any:
+    run = await load_run(session, project, thread_id, run_id)
     if run.status != "requires_action":
         raise invalid(f"Runs in status \"{run.status}\" do not accept tool outputs.")
     await session.rollback()  # no transaction held while the workflow works
@@ -218,7 +221,7 @@ async def submit_outputs(thread_id: ThreadId, run_id: RunId, body: SubmitToolOut
 @router.get("/threads/{thread_id}/runs/{run_id}/events", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
 async def run_events(thread_id: ThreadId, run_id: RunId, session: SessionDep,
-                     events: EventsDep, request: Request,
+                     events: EventsDep, request: Request, project: ProjectDep,
                      starting_after: Annotated[str | None, Query()] = None,
                      last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
     """Beyond OpenAI: replay a run's events after an SSE id, then follow live.
@@ -226,7 +229,7 @@ async def run_events(thread_id: ThreadId, run_id: RunId, session: SessionDep,
     A client whose connection dropped (or whose API process restarted)
     reconnects here with `Last-Event-ID` and loses nothing.
     """
-    await load_run(session, thread_id, run_id)
+    await load_run(session, project, thread_id, run_id)
     await session.rollback()
     after = last_event_id or starting_after or "0-0"
     if not _STREAM_ID.fullmatch(after):

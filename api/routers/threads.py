@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import SessionDep
+from api.deps import ProjectDep, SessionDep
 from api.ids import ThreadId
 from api.lookups import load_thread
 from api.routers.messages import new_message_row
@@ -21,11 +21,12 @@ from core.wire import thread_to_wire
 router = APIRouter(prefix="/threads", tags=["threads"])
 
 
-async def insert_thread(session: AsyncSession, body: CreateThread) -> ThreadRow:
+async def insert_thread(session: AsyncSession, project: str, body: CreateThread) -> ThreadRow:
     """Add a thread and its initial messages to the session (the caller commits)."""
     now = int(time.time())
     thread = ThreadRow(
         id=ids.new_id(ids.THREAD),
+        project_id=project,
         created_at=now,
         tool_resources=tool_resources_to_wire(body.tool_resources),
         metadata_=body.metadata or {},
@@ -40,22 +41,24 @@ async def insert_thread(session: AsyncSession, body: CreateThread) -> ThreadRow:
 
 
 @router.post("", response_model=ThreadObject)
-async def create_thread(session: SessionDep, body: CreateThread | None = None) -> dict[str, Any]:
-    thread = await insert_thread(session, body or CreateThread())
+async def create_thread(session: SessionDep, project: ProjectDep,
+                        body: CreateThread | None = None) -> dict[str, Any]:
+    thread = await insert_thread(session, project, body or CreateThread())
     await session.commit()
     return thread_to_wire(thread)
 
 
 @router.get("/{thread_id}", response_model=ThreadObject)
-async def retrieve_thread(thread_id: ThreadId, session: SessionDep) -> dict[str, Any]:
-    return thread_to_wire(await load_thread(session, thread_id))
+async def retrieve_thread(thread_id: ThreadId, session: SessionDep,
+                          project: ProjectDep) -> dict[str, Any]:
+    return thread_to_wire(await load_thread(session, project, thread_id))
 
 
 @router.post("/{thread_id}", response_model=ThreadObject)
 async def modify_thread(
-    thread_id: ThreadId, body: ModifyThread, session: SessionDep
+    thread_id: ThreadId, body: ModifyThread, session: SessionDep, project: ProjectDep
 ) -> dict[str, Any]:
-    row = await load_thread(session, thread_id)
+    row = await load_thread(session, project, thread_id)
     if "metadata" in body.model_fields_set:
         row.metadata_ = body.metadata or {}
     if "tool_resources" in body.model_fields_set:
@@ -66,8 +69,9 @@ async def modify_thread(
 
 
 @router.delete("/{thread_id}", response_model=Deleted)
-async def delete_thread(thread_id: ThreadId, session: SessionDep) -> dict[str, Any]:
-    row = await load_thread(session, thread_id)
+async def delete_thread(thread_id: ThreadId, session: SessionDep,
+                        project: ProjectDep) -> dict[str, Any]:
+    row = await load_thread(session, project, thread_id)
     await session.delete(row)
     await session.commit()
     return {"id": thread_id, "object": "thread.deleted", "deleted": True}

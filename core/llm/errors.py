@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class ProviderError(Exception):
     """An LLM call failed. `retryable` decides whether Temporal tries again."""
@@ -25,3 +27,14 @@ class ProviderError(Exception):
     @property
     def retryable(self) -> bool:
         return self.code != "invalid_prompt"
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """`Retry-After` in seconds, when the server sent a number (HTTP dates are ignored)."""
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

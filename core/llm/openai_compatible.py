@@ -13,7 +13,10 @@ from typing import Any
 
 import httpx
 
-from core.llm.errors import ProviderError
+from core.llm.content_gate import ContentGate
+from core.llm.errors import ProviderError, retry_after_seconds
+from core.llm.models import Capabilities
+from core.llm.quirks import adapt_request, content_call_names
 from core.llm.types import (
     ChatMessage,
     ChatRequest,
@@ -76,14 +79,8 @@ def _error_from_response(status: int, text: str, headers: httpx.Headers) -> Prov
         message = json.loads(text)["error"]["message"]
     except (ValueError, KeyError, TypeError):
         message = text[:500] or f"HTTP {status}"
-    retry_after = None
-    if "retry-after" in headers:
-        try:
-            retry_after = float(headers["retry-after"])
-        except ValueError:
-            retry_after = None
     return ProviderError(f"Model provider returned {status}: {message}", status=status,
-                         retry_after=retry_after)
+                         retry_after=retry_after_seconds(headers))
 
 
 class _Accumulator:
@@ -116,7 +113,7 @@ class _Accumulator:
         function = call.get("function") or {}
         known = self.calls.get(index)
         if known is None:
-            known = self.calls[index] = ToolCall(id=call.get("id") or "", name="", arguments="")
+            known = self.calls[index] = ToolCall(id="", name="", arguments="")
         # Some servers repeat id and name in every chunk: keep the first, never concatenate.
         new_id = call.get("id") if not known.id else None
         known.id = known.id or call.get("id") or ""
@@ -135,13 +132,20 @@ class _Accumulator:
 
 
 class OpenAICompatibleProvider:
-    def __init__(self, http: httpx.AsyncClient, base_url: str, api_key: str | None) -> None:
+    def __init__(self, http: httpx.AsyncClient, base_url: str, api_key: str | None,
+                 capabilities: Capabilities | None = None) -> None:
         self._http = http
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._caps = capabilities or Capabilities()
 
     async def complete(self, request: ChatRequest, on_delta: OnDelta) -> TurnOutcome:
-        body = request_to_openai(request)
+        adapted, mode = adapt_request(request, self._caps)
+        gate = ContentGate(on_delta, mode, content_call_names(request, self._caps, mode))
+        outcome = await self._stream(request_to_openai(adapted), gate.on_delta)
+        return await gate.finish(outcome)
+
+    async def _stream(self, body: dict[str, Any], on_delta: OnDelta) -> TurnOutcome:
         accumulator = _Accumulator()
         try:
             async with self._http.stream("POST", self._url, json=body,

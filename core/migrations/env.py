@@ -9,6 +9,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, text
 
+from core import api_keys  # noqa: F401  (registers projects/api_keys in the metadata)
 from core.tables import metadata
 
 # An arbitrary constant shared by every process that migrates this database.

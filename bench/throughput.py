@@ -1,0 +1,128 @@
+"""Completed runs per second at saturation, with nothing lost.
+
+    python -m bench.throughput [--runs 300] [--concurrency 50] [--profile]
+
+`--runs` text runs are submitted (POST /threads/runs, one request makes thread, message and
+run) with at most `--concurrency` requests in flight, against one API process and one worker
+process, zero-latency fake LLM. Then Postgres is polled until every run is terminal.
+Throughput = runs / (last run terminal - first request sent). "Lost" = runs that are not
+`completed` when the time limit is up. The history of a sample run shows the activities
+per run and where a run's time goes under load. `--profile` samples the API and the worker
+with py-spy during the burst.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+import httpx
+
+from bench.harness import (
+    TERMINAL_STATUSES,
+    BenchStack,
+    Report,
+    api_client,
+    bench_stack,
+    create_assistant,
+    fan_out,
+    history_summary,
+    log,
+    print_profile,
+    print_timeline,
+    profile_summary,
+    start_profile,
+    summary_ms,
+    wait_for_statuses,
+)
+
+
+async def submit(http: httpx.AsyncClient, assistant: str, i: int) -> tuple[str, float]:
+    started = time.perf_counter()
+    response = await http.post("/threads/runs", json={
+        "assistant_id": assistant,
+        "thread": {"messages": [{"role": "user", "content": f"[[reply:answer {i}]]"}]}})
+    response.raise_for_status()
+    return str(response.json()["id"]), time.perf_counter() - started
+
+
+async def measure(stack: BenchStack, runs: int, concurrency: int, limit: float,
+                  profile: bool) -> Report:
+    report = Report("throughput")
+    spies = []
+    if profile:
+        spies = [start_profile(stack.api, "throughput-api", limit),
+                 start_profile(stack.worker, "throughput-worker", limit)]
+    cpu_before = stack.cpu_seconds()
+    async with api_client(stack, connections=concurrency) as http:
+        assistant = await create_assistant(http)
+        log(f"submitting {runs} runs, {concurrency} in flight ...")
+        started = time.perf_counter()
+        submitted = await fan_out(stack, concurrency, range(runs),
+                                  lambda client, i: submit(client, assistant, i))
+        all_submitted = time.perf_counter()
+        run_ids = [run_id for run_id, _ in submitted]
+        log(f"submitted in {all_submitted - started:.1f}s; waiting for all to end ...")
+        done_at, counts = await wait_for_statuses(stack, run_ids, TERMINAL_STATUSES, limit)
+    cpu = {name: round(used - cpu_before[name], 2)
+           for name, used in stack.cpu_seconds().items()}
+    for spy in spies:
+        if spy is not None:
+            spy.stop(60)
+    elapsed = done_at - started
+    completed = counts.get("completed", 0)
+    client = await stack.temporal()
+    history = await history_summary(client, run_ids[len(run_ids) // 2])
+    in_temporal = await client.count_workflows(
+        "WorkflowType = 'AssistantRun' AND ExecutionStatus = 'Completed'")
+    create_ms = summary_ms([seconds for _, seconds in submitted])
+    report.add("completed runs/s at saturation", completed / elapsed, "runs/s", ">= 25",
+               f"{runs} runs, {concurrency} concurrent creates, 1 API + 1 worker process")
+    report.add("runs lost (not completed)", runs - completed, "runs", "<= 0",
+               f"statuses {counts}")
+    report.add("create requests/s (POST /threads/runs)", runs / (all_submitted - started),
+               "req/s", "", f"create p50 {create_ms['p50']} ms, p95 {create_ms['p95']} ms")
+    report.add("drain time (first create -> last terminal)", elapsed, "s")
+    report.add("activities per run (task-queue round trips)", history["activities"], "", "",
+               "model_turn")
+    report.add("local activities per run", history["local_activities"], "", "",
+               "transition_run etc., inside workflow tasks")
+    report.add("workflow tasks per run", history["workflow_tasks"], "")
+    for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
+        report.add(f"CPU per run: {name}", seconds * 1000 / runs, "ms", "",
+                   f"{seconds:.1f} s CPU during the burst")
+    report.add("history events per run", history["events"], "")
+    report.details = {"cpu_seconds": cpu, "counts": counts,
+                      "temporal_completed_workflows": in_temporal.count,
+                      "create_ms": create_ms, "sample_history": history, "runs": runs,
+                      "concurrency": concurrency}
+    print(f"\nsample run under load ({run_ids[len(run_ids) // 2]}):")
+    print_timeline(history)
+    print(f"Temporal counts {in_temporal.count} completed AssistantRun workflows in total "
+          "(including warm-up runs)")
+    if profile:
+        from bench.harness import RESULTS
+
+        for name in ("throughput-api", "throughput-worker"):
+            summary = profile_summary(RESULTS / f"{name}.collapsed.txt")
+            report.details[f"profile_{name}"] = summary
+            print_profile(name, summary)
+    return report
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--limit", type=float, default=120.0,
+                        help="seconds to wait for every run to end")
+    parser.add_argument("--profile", action="store_true", help="py-spy the API and the worker")
+    args = parser.parse_args()
+    async with bench_stack() as stack:
+        report = await measure(stack, args.runs, args.concurrency, args.limit, args.profile)
+    report.finish()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
