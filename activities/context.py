@@ -9,6 +9,7 @@ the oldest until the prompt fits the model's context window).
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,17 +31,34 @@ DEFAULT_COMPLETION_RESERVE = 1024
 class PreparedTurn:
     request: ChatRequest
     prompt_tokens: int  # our estimate of what is sent
+    # The tool_choice this turn obeys (see `_turn_tool_choice`).
+    tool_choice: Any = "auto"
     # Set when a budget is already spent: the run ends incomplete with this reason.
     exhausted: str | None = None
 
 
-def _message_content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
-    """Plain text when the message is all text; OpenAI content parts when it has images."""
+# file id -> a data URL of the image (None if it cannot be shown to the model).
+ImageResolver = Callable[[str], Awaitable[str | None]]
+
+
+async def _message_content(parts: list[dict[str, Any]],
+                           images: ImageResolver | None) -> str | list[dict[str, Any]]:
+    """Plain text when the message is all text; OpenAI content parts when it has images.
+    `image_file` parts become `image_url` parts with the file's bytes as a data URL,
+    which every vision-capable backend accepts."""
     texts = [p["text"]["value"] for p in parts if p.get("type") == "text"]
-    images = [p for p in parts if p.get("type") == "image_url"]
-    if not images:
+    pictures: list[dict[str, Any]] = []
+    for part in parts:
+        if part.get("type") == "image_url":
+            pictures.append(part)
+        elif part.get("type") == "image_file" and images is not None:
+            url = await images(part["image_file"]["file_id"])
+            if url:
+                pictures.append({"type": "image_url", "image_url": {
+                    "url": url, "detail": part["image_file"].get("detail", "auto")}})
+    if not pictures:
         return "\n".join(texts)
-    return [{"type": "text", "text": t} for t in texts] + images
+    return [{"type": "text", "text": t} for t in texts] + pictures
 
 
 def tool_specs(tools: list[dict[str, Any]]) -> list[FunctionSpec]:
@@ -77,7 +95,8 @@ def _tokens(messages: list[ChatMessage]) -> int:
     return total
 
 
-async def _history(session: AsyncSession, run: RunRow) -> list[ChatMessage]:
+async def _history(session: AsyncSession, run: RunRow,
+                   images: ImageResolver | None) -> list[ChatMessage]:
     rows = await session.scalars(
         select(MessageRow)
         .where(col(MessageRow.thread_id) == run.thread_id,
@@ -85,7 +104,7 @@ async def _history(session: AsyncSession, run: RunRow) -> list[ChatMessage]:
         .order_by(col(MessageRow.seq))
     )
     return [ChatMessage(role="assistant" if m.role == "assistant" else "user",
-                        content=_message_content(m.content)) for m in rows]
+                        content=await _message_content(m.content, images)) for m in rows]
 
 
 async def _tool_turns(session: AsyncSession, run: RunRow) -> list[ChatMessage]:
@@ -119,9 +138,17 @@ def _output(call: dict[str, Any]) -> str:
     return str(call.get("_output", ""))
 
 
-async def prepare_turn(session: AsyncSession, run: RunRow, context_window: int) -> PreparedTurn:
+def _turn_tool_choice(run_choice: Any, tools_called: bool) -> Any:
+    """A forcing tool_choice (`required`, a named tool) applies until the model has called a
+    tool in this run; after that the model must be free to answer, or no run could end."""
+    forcing = run_choice == "required" or isinstance(run_choice, dict)
+    return "auto" if forcing and tools_called else run_choice
+
+
+async def prepare_turn(session: AsyncSession, run: RunRow, context_window: int,
+                       images: ImageResolver | None = None) -> PreparedTurn:
     system = [ChatMessage(role="system", content=run.instructions)] if run.instructions else []
-    history = await _history(session, run)
+    history = await _history(session, run, images)
     tools_so_far = await _tool_turns(session, run)
     used = await usage_total(session, run.id)
 
@@ -146,15 +173,16 @@ async def prepare_turn(session: AsyncSession, run: RunRow, context_window: int) 
         exhausted = "max_completion_tokens"
     elif prompt_tokens > limit:
         exhausted = "max_prompt_tokens" if run.max_prompt_tokens is not None else None
+    turn_choice = _turn_tool_choice(run.tool_choice, bool(tools_so_far))
     request = ChatRequest(
         model=run.model,
         messages=messages,
         tools=tool_specs(run.tools),
-        tool_choice=_tool_choice(run.tool_choice),
+        tool_choice=_tool_choice(turn_choice),
         parallel_tool_calls=None if run.parallel_tool_calls else False,
         temperature=run.temperature,
         top_p=run.top_p,
         max_completion_tokens=completion_budget,
         response_format=_response_format(run.response_format),
     )
-    return PreparedTurn(request, prompt_tokens, exhausted)
+    return PreparedTurn(request, prompt_tokens, turn_choice, exhausted)

@@ -222,7 +222,7 @@ async def record_tool_outputs(session: AsyncSession, run_id: str, turn: int,
 
 
 async def finish(session: AsyncSession, run_id: str, status: str,
-                 last_error: dict[str, Any] | None) -> None:
+                 last_error: dict[str, Any] | None) -> list[str]:
     """End an active run as failed, cancelled or expired, with its steps and message."""
     now = int(time.time())
     stamp = {"failed": "failed_at", "cancelled": "cancelled_at", "expired": None}[status]
@@ -232,16 +232,24 @@ async def finish(session: AsyncSession, run_id: str, status: str,
         values[stamp] = now
     allowed = list(ACTIVE_RUN_STATUSES)
     if not await transition(session, run_id, status, allowed, **values):
-        return
+        return []
     step_stamp = {"failed": "failed_at", "cancelled": "cancelled_at", "expired": "expired_at"}
     await session.execute(
         update(RunStepRow)
         .where(col(RunStepRow.run_id) == run_id, col(RunStepRow.status) == "in_progress")
         .values(status=status, last_error=last_error, **{step_stamp[status]: now})
     )
-    await session.execute(
+    cut_short = await session.scalars(
         update(MessageRow)
         .where(col(MessageRow.run_id) == run_id, col(MessageRow.status) == "in_progress")
         .values(status="incomplete", incomplete_at=now,
                 incomplete_details={"reason": MESSAGE_INCOMPLETE_REASONS[status]})
+        .returning(col(MessageRow.id))
     )
+    return list(cut_short)
+
+
+async def keep_partial_text(session: AsyncSession, message_id: str, text: str) -> None:
+    """A message cut short keeps the text its readers were already streamed."""
+    await session.execute(update(MessageRow).where(col(MessageRow.id) == message_id).values(
+        content=[{"type": "text", "text": {"value": text, "annotations": []}}] if text else []))

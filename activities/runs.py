@@ -7,6 +7,7 @@ events (what live clients see), so an event never names a row that is not there.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -17,7 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import run_writes
-from activities.context import prepare_turn
+from activities.context import ImageResolver, prepare_turn
 from activities.file_search import FILE_SEARCH, file_search_settings
 from activities.turn_rules import repair_request, violation
 from activities.turn_stream import TurnStream
@@ -25,7 +26,8 @@ from core.events import RunEvents
 from core.llm.errors import ProviderError
 from core.llm.openai_compatible import OnDelta
 from core.llm.types import ChatRequest, TurnOutcome, Usage
-from core.tables import MessageRow, RunRow, RunStepRow
+from core.storage import ObjectStorage
+from core.tables import FileRow, MessageRow, RunRow, RunStepRow, ThreadRow
 from core.tokens import estimate_tokens
 from core.wire import message_to_wire, run_to_wire, step_to_wire
 from workflows.types import (
@@ -33,13 +35,14 @@ from workflows.types import (
     ModelTurnInput,
     ModelTurnResult,
     RecordToolOutputsInput,
-    TransitionInput,
 )
 
 # The workflow maps these ApplicationError types to `last_error.code`.
 ERROR_TYPES = {"invalid_prompt": "InvalidPrompt", "rate_limit_exceeded": "RateLimited",
                "server_error": "ServerError"}
 HEARTBEAT_SECONDS = 2.0
+# OpenAI's own limit for an image in a message.
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
 
 
 def _server_side(run: RunRow, outcome: TurnOutcome) -> frozenset[str]:
@@ -75,25 +78,29 @@ async def _heartbeating() -> AsyncIterator[None]:
 
 class RunActivities:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], provider: Provider,
-                 events: RunEvents, context_window: Callable[[str], int]) -> None:
+                 events: RunEvents, context_window: Callable[[str], int],
+                 storage: ObjectStorage | None = None) -> None:
         self._sessions = sessions
         self._provider = provider
         self._events = events
+        self._storage = storage
         # The context window of a model (by name), for `truncation_strategy: auto`.
         self._context_window = context_window
 
-    @activity.defn(name="transition_run")
-    async def transition(self, input: TransitionInput) -> None:
-        async with self._sessions() as session, session.begin():
-            changed = await run_writes.transition(session, input.run_id, input.to_status,
-                                                  input.from_statuses)
-        if changed:
-            await self._publish_run(input.run_id)
-
     @activity.defn(name="finish_run")
     async def finish_run(self, input: FinishInput) -> None:
+        events: list[tuple[str, Any]] = []
         async with self._sessions() as session, session.begin():
-            await run_writes.finish(session, input.run_id, input.status, input.last_error)
+            cut_short = await run_writes.finish(session, input.run_id, input.status,
+                                                input.last_error)
+            for message_id in cut_short:
+                text = await self._events.published_text(input.run_id, message_id)
+                await run_writes.keep_partial_text(session, message_id, text)
+                message = await session.get(MessageRow, message_id, populate_existing=True)
+                assert message is not None
+                events.append(("thread.message.incomplete", message_to_wire(message)))
+        if events:
+            await self._events.publish(input.run_id, *events)
         await self._publish_run(input.run_id)
 
     @activity.defn(name="record_tool_outputs")
@@ -110,26 +117,34 @@ class RunActivities:
 
     @activity.defn(name="model_turn")
     async def model_turn(self, input: ModelTurnInput) -> ModelTurnResult:
-        async with self._sessions() as session:
+        async with self._sessions() as session, session.begin():
+            # queued -> in_progress here rather than in an activity of its own: one
+            # transaction and one task fewer per turn, the same observable states.
+            started = await run_writes.transition(session, input.run_id, "in_progress",
+                                                  ["queued"])
             run = await session.get(RunRow, input.run_id)
             if run is None:
                 raise ApplicationError(f"run {input.run_id} not found", non_retryable=True)
             done = await self._already_done(session, run, input.turn)
-            if done is not None:
-                return done
-            prepared = await prepare_turn(session, run, self._context_window(run.model))
+            if done is None:
+                prepared = await prepare_turn(session, run, self._context_window(run.model),
+                                              self._image_resolver(session, run))
+        if started:
+            await self._events.publish(run.id, ("thread.run.in_progress", run_to_wire(run)))
+        if done is not None:
+            return done
         if prepared.exhausted:
             return await self._end_incomplete(run.id, prepared.exhausted)
         stream = TurnStream(self._sessions, self._events, run, input.turn)
         async with _heartbeating():
             outcome = await self._call(prepared.request, stream)
-            problem = violation(run.tools, run.tool_choice, run.response_format, outcome)
+            problem = violation(run.tools, prepared.tool_choice, run.response_format, outcome)
             if problem:
                 activity.logger.info("run %s: repairing the answer: %s", run.id, problem)
                 stream.restart()
                 outcome = await self._call(repair_request(prepared.request, outcome, problem),
                                            stream)
-                again = violation(run.tools, run.tool_choice, run.response_format, outcome)
+                again = violation(run.tools, prepared.tool_choice, run.response_format, outcome)
                 if again:
                     raise ApplicationError(
                         f"The model's answer was rejected: {problem}; the repair attempt was "
@@ -192,6 +207,24 @@ class RunActivities:
         if outcome.tool_calls:
             return ModelTurnResult("tool_calls", call_ids, file_search=bool(searching))
         return ModelTurnResult("incomplete" if incomplete else "message")
+
+    def _image_resolver(self, session: AsyncSession, run: RunRow) -> ImageResolver | None:
+        """image_file parts as data URLs: only the thread's project's image files."""
+        storage = self._storage
+        if storage is None:
+            return None
+
+        async def data_url(file_id: str) -> str | None:
+            file = await session.get(FileRow, file_id)
+            thread = await session.get(ThreadRow, run.thread_id)
+            if (file is None or thread is None or file.project_id != thread.project_id
+                    or not file.content_type.startswith("image/")
+                    or file.bytes > MAX_IMAGE_BYTES):
+                return None
+            data = await storage.get(file.storage_key)
+            return f"data:{file.content_type};base64,{base64.b64encode(data).decode()}"
+
+        return data_url
 
     async def _publish_run(self, run_id: str) -> None:
         async with self._sessions() as session:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import redis.asyncio as redis
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -23,6 +24,10 @@ from core.db import create_engine, create_sessionmaker
 from core.events import RunEvents
 from core.settings import Settings, get_settings
 from core.storage import ObjectStorage
+from core.tracing import instrument_app, temporal_interceptors
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 # Resource routers, each served under `/v1` and bare (the original project's
 # examples use `baseURL: 'http://localhost:3000'` with no /v1).
@@ -32,9 +37,11 @@ RESOURCE_ROUTERS: list[APIRouter] = [
 ]
 
 
-def create_app(settings: Settings | None = None, bind_host: str | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, bind_host: str | None = None,
+               tracer_provider: TracerProvider | None = None) -> FastAPI:
     """`bind_host` is the address the server listens on (`assistants api --host`); with
-    AUTH_MODE=auto it decides whether API keys are required (None: in-process, loopback)."""
+    AUTH_MODE=auto it decides whether API keys are required (None: in-process, loopback).
+    `tracer_provider` (core/tracing.py) turns on OpenTelemetry spans; None: no tracing."""
     settings = settings or get_settings()
     require_keys = auth_required(settings, bind_host)
 
@@ -50,7 +57,8 @@ def create_app(settings: Settings | None = None, bind_host: str | None = None) -
         # lazy: the API starts (and /health says what is missing) even while
         # Temporal is still coming up; the first call connects.
         app.state.temporal = await Client.connect(
-            settings.temporal_address, namespace=settings.temporal_namespace, lazy=True
+            settings.temporal_address, namespace=settings.temporal_namespace, lazy=True,
+            interceptors=temporal_interceptors(tracer_provider),
         )
         warn_if_open(require_keys, settings, bind_host)
         try:
@@ -87,4 +95,5 @@ def create_app(settings: Settings | None = None, bind_host: str | None = None) -
     for router in RESOURCE_ROUTERS:
         app.include_router(router, prefix="/v1", dependencies=auth)
         app.include_router(router, include_in_schema=False, dependencies=auth)
+    instrument_app(app, tracer_provider)
     return app

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -186,6 +186,19 @@ def install_error_handlers(app: FastAPI) -> None:
         logger.warning("database unavailable: %s", type(exc.orig).__name__)
         return _response(ApiError(503, "The server is temporarily unavailable; retry shortly.",
                                   type="server_error", code="service_unavailable"))
+
+    @app.exception_handler(DataError)
+    async def _unstorable_value(_: Request, exc: DataError) -> JSONResponse:
+        # SQLSTATE class 22 ("data exception"): a value from the request that Postgres
+        # cannot take, most often a NUL character (text and jsonb refuse \u0000), which
+        # passes every schema check. A client error, not a 500.
+        detail = str(exc.orig).splitlines()[0] if exc.orig is not None else ""
+        logger.info("request value refused by the database: %s", detail)
+        if "NUL" in detail or "Unicode escape" in detail:  # text / jsonb
+            message = "Invalid value: strings must not contain NUL (\\u0000) characters."
+        else:
+            message = f"Invalid value: {detail or 'the database refused a value'}."
+        return _response(invalid(message, code="invalid_value"))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -57,6 +57,8 @@ class BenchStack:
     worker: ChildProcess
     llm: ChildProcess
     embedded: EmbeddedStack
+    embeddings_url: str | None = None  # what the API and worker embed with (None: no vectors)
+    embeddings_model: str | None = None
 
     @property
     def dsn(self) -> str:
@@ -113,7 +115,10 @@ def _start_llm(data_dir: Path) -> tuple[ChildProcess, str]:
 
 
 @asynccontextmanager
-async def bench_stack(warmup_runs: int = 5) -> AsyncIterator[BenchStack]:
+async def bench_stack(warmup_runs: int = 5, embeddings_url: str | None = None,
+                      embeddings_model: str = "fake-embed") -> AsyncIterator[BenchStack]:
+    """The stack, warmed up. `embeddings_url` sets file_search's EMBEDDINGS_URL for the API
+    and the worker ("fake": the fake LLM's own hashed bag-of-words `/v1/embeddings`)."""
     data_dir = Path(tempfile.mkdtemp(prefix="assistants-bench-"))
     embedded = EmbeddedStack(data_dir, ephemeral=True)
     children: list[ChildProcess] = []
@@ -126,6 +131,10 @@ async def bench_stack(warmup_runs: int = 5) -> AsyncIterator[BenchStack]:
         children.append(llm)
         child_env = {**env, "MODEL_URL": llm_url, "MODEL_API_KEY": "bench",
                      "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING"}
+        if embeddings_url == "fake":
+            embeddings_url = llm_url
+        if embeddings_url:
+            child_env.update(EMBEDDINGS_URL=embeddings_url, EMBEDDINGS_MODEL=embeddings_model)
         port = free_port()
         logs = data_dir / "logs"
         api = ChildProcess("api", [sys.executable, "-m", "launcher.cli", "api", "--port",
@@ -137,7 +146,8 @@ async def bench_stack(warmup_runs: int = 5) -> AsyncIterator[BenchStack]:
         api.wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/health",
                                          timeout=2).status_code == 200, 90)
         stack = BenchStack(env, f"http://127.0.0.1:{port}/v1", llm_url, data_dir, api, worker,
-                           llm, embedded)
+                           llm, embedded, embeddings_url,
+                           embeddings_model if embeddings_url else None)
         async with api_client(stack) as http:
             assistant = await create_assistant(http)
             for _ in range(warmup_runs):  # also proves the worker polls

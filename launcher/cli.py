@@ -48,21 +48,25 @@ def cmd_api(args: argparse.Namespace) -> None:
 
     from api.app import create_app
     from core.migrate import upgrade
+    from core.tracing import API_SERVICE_NAME, configure_tracing
 
     settings = get_settings()
     _require(settings)
     upgrade(settings.database_url)  # safe when several API processes start together
+    tracer_provider = configure_tracing(API_SERVICE_NAME)  # OTEL_EXPORTER_OTLP_ENDPOINT
     # The bind host decides AUTH_MODE=auto: keys are required off loopback.
-    uvicorn.run(create_app(settings, bind_host=args.host), host=args.host, port=args.port,
-                log_level="info", access_log=False)
+    app = create_app(settings, bind_host=args.host, tracer_provider=tracer_provider)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
 
 
 def cmd_worker(_: argparse.Namespace) -> None:
+    from core.tracing import WORKER_SERVICE_NAME, configure_tracing
     from worker import run_worker
 
     settings = get_settings()
     _require(settings)
-    asyncio.run(run_worker(settings))
+    tracer_provider = configure_tracing(WORKER_SERVICE_NAME)  # OTEL_EXPORTER_OTLP_ENDPOINT
+    asyncio.run(run_worker(settings, tracer_provider=tracer_provider))
 
 
 def cmd_migrate(_: argparse.Namespace) -> None:

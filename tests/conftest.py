@@ -71,7 +71,9 @@ def fake_anthropic() -> Iterator[FakeAnthropic]:
 def settings(stack_env: dict[str, str], fake_llm: FakeLLM,
              fake_anthropic: FakeAnthropic) -> Settings:
     values: dict[str, Any] = {name.lower(): value for name, value in stack_env.items()}
-    values.update(model_url=fake_llm.base_url, model_api_key="fake-model-key",
+    values.update(model_url=fake_llm.base_url,
+                  # A model with a small context window, for truncation_strategy "auto".
+                  models='{"small-window-model": {"context_window": 1600}}', model_api_key="fake-model-key",
                   anthropic_base_url=fake_anthropic.base_url,
                   anthropic_api_key="fake-anthropic-key",
                   # Quick retries keep the LLM-fault tests short.

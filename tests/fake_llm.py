@@ -13,6 +13,8 @@ It also serves `/v1/embeddings` (deterministic hashed bag-of-words vectors, see 
     [[content_call:NAME {json}]] (a tool call written as a ```json block in `content`)
     [[repeat_ids]] (repeat id, type and name in every streamed tool-call chunk)
     [[string_tool_choice]] (reject an object `tool_choice` with 400, as some servers do)
+    [[reject_tools]] (reject any request with `tools` with 400, as vLLM without
+        --enable-auto-tool-choice does)
 """
 
 from __future__ import annotations
@@ -241,6 +243,9 @@ class FakeLLM:
                 await asyncio.sleep(float(d.options["delay"]))
             if "string_tool_choice" in d.options and isinstance(body.get("tool_choice"), dict):
                 return error_response(400, "tool_choice must be a string.")
+            if "reject_tools" in d.options and body.get("tools"):
+                return error_response(400, '"auto" tool choice requires '
+                                      "--enable-auto-tool-choice and --tool-call-parser to be set")
             if "fail" in d.options:
                 code, _, times = d.options["fail"].strip().partition("x")
                 with self._lock:  # counted per exact user text so each test has its own

@@ -85,6 +85,8 @@ async def test_create_retrieve_modify_delete(client: openai.AsyncOpenAI) -> None
 
 async def test_content_parts_and_attachments(client: openai.AsyncOpenAI) -> None:
     thread = await client.beta.threads.create()
+    # A file_search attachment must name a real file (it joins the thread's vector store).
+    doc = await client.files.create(file=("doc.txt", b"Some text."), purpose="assistants")
     message = await client.beta.threads.messages.create(
         thread.id,
         role="assistant",
@@ -93,7 +95,7 @@ async def test_content_parts_and_attachments(client: openai.AsyncOpenAI) -> None
             {"type": "image_url", "image_url": {"url": IMAGE_URL}},
             {"type": "image_file", "image_file": {"file_id": "file-img", "detail": "high"}},
         ],
-        attachments=[{"file_id": "file-doc", "tools": [{"type": "file_search"}]}],
+        attachments=[{"file_id": doc.id, "tools": [{"type": "file_search"}]}],
     )
     assert message.role == "assistant"
     assert [part.type for part in message.content] == ["text", "image_url", "image_file"]
@@ -104,7 +106,7 @@ async def test_content_parts_and_attachments(client: openai.AsyncOpenAI) -> None
     assert image_file.image_file.file_id == "file-img"  # type: ignore[union-attr]
     assert image_file.image_file.detail == "high"  # type: ignore[union-attr]
     assert message.attachments is not None and len(message.attachments) == 1
-    assert message.attachments[0].file_id == "file-doc"
+    assert message.attachments[0].file_id == doc.id
     assert [tool.type for tool in message.attachments[0].tools or []] == ["file_search"]
 
 

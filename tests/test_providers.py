@@ -82,8 +82,8 @@ async def test_templates_without_tool_role_get_calls_and_results_as_text(
     sent = fake_llm.requests_containing("no-tool-role")[-1]["messages"]
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
     assert "tool_calls" not in sent[2] and '"name": "get_weather"' in sent[2]["content"]
-    assert sent[3]["content"] == ("Result of get_weather (call call_a):\n18C\n\n"
-                                  "Result of add (call call_b):\n3")
+    assert sent[3]["content"] == ('Result of get_weather({"city":"Paris"}):\n18C\n\n'
+                                  "Result of add({}):\n3")
 
 
 async def test_string_only_tool_choice_is_degraded_to_required(llm_http: httpx.AsyncClient,

@@ -206,3 +206,20 @@ async def test_usage_is_filled_on_steps_and_run(client: openai.AsyncOpenAI,
     assert run.usage.total_tokens == run.usage.prompt_tokens + 3
     steps = await client.beta.threads.runs.steps.list(run_id=run.id, thread_id=run.thread_id)
     assert steps.data[0].usage is not None and steps.data[0].usage.completion_tokens == 3
+
+
+async def test_auto_truncation_fits_the_models_context_window(
+    client: openai.AsyncOpenAI, fake_llm: FakeLLM
+) -> None:
+    """`small-window-model` has a 1,600-token window (models config in tests/conftest.py):
+    with 1,024 kept for the answer, the oldest messages must go."""
+    history = [f"old message {i} " + "filler " * 60 for i in range(10)]
+    run, requests = await _run(client, fake_llm, "[[reply:ok]]", history=history,
+                               model="small-window-model")
+    assert run.status == "completed"
+    sent = [m["content"] for m in requests[0]["messages"] if m["role"] == "user"]
+    assert sent[-1].startswith("[[reply:ok]]")
+    assert 1 <= len(sent) < 11 and not any("old message 0 " in s for s in sent)
+    # The same thread on a model with the default (large) window keeps everything.
+    wide, wide_requests = await _run(client, fake_llm, "[[reply:ok]]", history=history)
+    assert len([m for m in wide_requests[0]["messages"] if m["role"] == "user"]) == 11

@@ -44,7 +44,6 @@ from workflows.types import (
     RunState,
     SubmitToolOutputs,
     ToolOutput,
-    TransitionInput,
 )
 
 RUN_SECONDS = 600
@@ -92,10 +91,6 @@ class Recorder:
 
 
 def fake_activities(rec: Recorder) -> list[Any]:
-    @activity.defn(name="transition_run")
-    async def fake_transition(input: TransitionInput) -> None:
-        rec.calls.append(("transition_run", input))
-
     @activity.defn(name="finish_run")
     async def fake_finish_run(input: FinishInput) -> None:
         rec.calls.append(("finish_run", input))
@@ -123,7 +118,7 @@ def fake_activities(rec: Recorder) -> list[Any]:
             raise outcome
         return outcome
 
-    return [fake_transition, fake_finish_run, fake_record_tool_outputs, fake_model_turn]
+    return [fake_finish_run, fake_record_tool_outputs, fake_model_turn]
 
 
 @dataclass
@@ -181,10 +176,6 @@ def outputs(*call_ids: str) -> SubmitToolOutputs:
     return SubmitToolOutputs([ToolOutput(call_id, f"output of {call_id}") for call_id in call_ids])
 
 
-def transition(run_id: str) -> TransitionInput:
-    return TransitionInput(run_id, "in_progress", ["queued"])
-
-
 # --- 1. text answer ----------------------------------------------------------------
 @pytest.mark.parametrize(("kind", "status"), [("message", "completed"),
                                               ("incomplete", "incomplete")])
@@ -194,7 +185,6 @@ async def test_text_answer_completes(env: WorkflowEnvironment, kind: str, status
         assert await run.handle.result() == RunResult(status)
     # The answer itself is written by model_turn; the workflow writes no finish.
     assert rec.calls == [
-        ("transition_run", transition(run.run_id)),
         ("model_turn", ModelTurnInput(run.run_id, 1)),
     ]
 
@@ -216,10 +206,8 @@ async def test_tool_outputs_update_resumes_run(env: WorkflowEnvironment) -> None
         # Queried while the worker still runs (a closed workflow is replayed to answer).
         assert await run.handle.query(AssistantRunWorkflow.state) == RunState("completed", 2, [])
     assert rec.calls == [
-        ("transition_run", transition(run.run_id)),
         ("model_turn", ModelTurnInput(run.run_id, 1)),
         ("record_tool_outputs", RecordToolOutputsInput(run.run_id, 1, submitted.tool_outputs)),
-        ("transition_run", transition(run.run_id)),
         ("model_turn", ModelTurnInput(run.run_id, 2)),
     ]
 
@@ -251,21 +239,45 @@ async def test_update_rejects_invalid_outputs(env: WorkflowEnvironment,
         RecordToolOutputsInput(run.run_id, 1, good.tool_outputs)]
 
 
-async def test_update_rejected_when_not_requires_action(env: WorkflowEnvironment) -> None:
+async def test_update_during_a_model_turn_waits_then_is_rejected_by_a_text_answer(
+    env: WorkflowEnvironment,
+) -> None:
+    """Outputs that arrive while the model turn is still ending are held, not refused: the
+    API only forwards them when Postgres already says requires_action, which is written
+    before this workflow sees the turn's result. A turn that ends in text refuses them."""
     rec = Recorder(turns=[ModelTurnResult("message")], release=asyncio.Event())
     async with started_run(env, rec) as run:
         await asyncio.wait_for(rec.model_started.wait(), timeout=10)
-        with pytest.raises(WorkflowUpdateFailedError) as rejected:
-            await run.handle.execute_update(AssistantRunWorkflow.submit_tool_outputs,
-                                            outputs("call_a"))
-        assert "in_progress" in str(rejected.value.cause)
+        update = asyncio.create_task(run.handle.execute_update(
+            AssistantRunWorkflow.submit_tool_outputs, outputs("call_a")))
+        await asyncio.sleep(0.5)
+        assert not update.done()  # held while the model turn runs
         assert rec.release is not None
         rec.release.set()
+        with pytest.raises(WorkflowUpdateFailedError) as rejected:
+            await update
+        assert "completed" in str(rejected.value.cause)
         assert await run.handle.result() == RunResult("completed")
     assert rec.calls == [
-        ("transition_run", transition(run.run_id)),
         ("model_turn", ModelTurnInput(run.run_id, 1)),
     ]
+
+
+async def test_update_during_a_model_turn_is_accepted_when_the_turn_asks_for_it(
+    env: WorkflowEnvironment,
+) -> None:
+    rec = Recorder(turns=[ModelTurnResult("tool_calls", ["call_a"]), ModelTurnResult("message")],
+                   release=asyncio.Event())
+    async with started_run(env, rec) as run:
+        await asyncio.wait_for(rec.model_started.wait(), timeout=10)
+        update = asyncio.create_task(run.handle.execute_update(
+            AssistantRunWorkflow.submit_tool_outputs, outputs("call_a")))
+        await asyncio.sleep(0.5)
+        assert rec.release is not None
+        rec.release.set()
+        assert await update == RunState("queued", 1, [])
+        assert await run.handle.result() == RunResult("completed")
+    assert rec.names() == ["model_turn", "record_tool_outputs", "model_turn"]
 
 
 async def test_second_submission_for_a_turn_rejected(env: WorkflowEnvironment) -> None:
@@ -311,7 +323,6 @@ async def test_run_expires_without_outputs(env: WorkflowEnvironment) -> None:
         assert (ended - run.started_at).total_seconds() >= RUN_SECONDS
         assert time.monotonic() - wall < 60
     assert rec.calls == [
-        ("transition_run", transition(run.run_id)),
         ("model_turn", ModelTurnInput(run.run_id, 1)),
         ("finish_run", FinishInput(run.run_id, "expired", None)),
     ]
@@ -327,7 +338,6 @@ async def test_cancel_while_waiting_for_outputs(env: WorkflowEnvironment) -> Non
             await run.handle.result()
         assert isinstance(failure.value.cause, CancelledError)
     assert rec.calls == [
-        ("transition_run", transition(run.run_id)),
         ("model_turn", ModelTurnInput(run.run_id, 1)),
         ("finish_run", FinishInput(run.run_id, "cancelled", None)),
     ]
@@ -343,10 +353,8 @@ async def test_tool_outputs_signal_resumes_run(env: WorkflowEnvironment) -> None
         await run.handle.signal(AssistantRunWorkflow.submit_tool_outputs_signal, good)
         assert await run.handle.result() == RunResult("completed")
     assert rec.calls == [
-        ("transition_run", transition(run.run_id)),
         ("model_turn", ModelTurnInput(run.run_id, 1)),
         ("record_tool_outputs", RecordToolOutputsInput(run.run_id, 1, good.tool_outputs)),
-        ("transition_run", transition(run.run_id)),
         ("model_turn", ModelTurnInput(run.run_id, 2)),
     ]
 
@@ -380,7 +388,6 @@ async def test_invalid_prompt_fails_without_retry(env: WorkflowEnvironment) -> N
     async with started_run(env, rec, retry) as run:
         assert await run.handle.result() == RunResult("failed")
     assert rec.calls == [
-        ("transition_run", transition(run.run_id)),
         ("model_turn", ModelTurnInput(run.run_id, 1)),
         ("finish_run", FinishInput(run.run_id, "failed",
                                    {"code": "invalid_prompt", "message": "Prompt is too long"})),
@@ -394,7 +401,6 @@ async def test_rate_limited_until_attempts_exhausted(env: WorkflowEnvironment) -
     async with started_run(env, rec, retry) as run:
         assert await run.handle.result() == RunResult("failed")
     assert rec.calls == [
-        ("transition_run", transition(run.run_id)),
         ("model_turn", ModelTurnInput(run.run_id, 1)),
         ("model_turn", ModelTurnInput(run.run_id, 1)),
         ("finish_run", FinishInput(run.run_id, "failed",
@@ -416,7 +422,6 @@ async def test_cancel_during_model_turn(env: WorkflowEnvironment) -> None:
         # The cancel reached the model call through its heartbeats.
         await asyncio.wait_for(rec.model_cancelled.wait(), timeout=10)
     assert rec.calls == [
-        ("transition_run", transition(run.run_id)),
         ("model_turn", ModelTurnInput(run.run_id, 1)),
         ("finish_run", FinishInput(run.run_id, "cancelled", None)),
     ]
@@ -432,6 +437,5 @@ async def test_retries_cut_short_by_expiry_expire_the_run(env: WorkflowEnvironme
     async with started_run(env, rec, retry, run_seconds=2) as run:
         assert await run.handle.result() == RunResult("expired")
     assert len(rec.inputs("model_turn")) >= 2
-    assert rec.calls[0] == ("transition_run", transition(run.run_id))
     assert rec.calls[-1] == ("finish_run", FinishInput(run.run_id, "expired", None))
-    assert rec.names()[1:-1] == ["model_turn"] * (len(rec.calls) - 2)
+    assert rec.names()[:-1] == ["model_turn"] * (len(rec.calls) - 1)

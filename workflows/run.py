@@ -21,6 +21,7 @@ from temporalio.exceptions import (
     TimeoutType,
 )
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+from temporalio.workflow import ActivityCancellationType
 
 from workflows.types import (
     FileSearchInput,
@@ -32,7 +33,6 @@ from workflows.types import (
     RunResult,
     RunState,
     SubmitToolOutputs,
-    TransitionInput,
 )
 
 with workflow.unsafe.imports_passed_through():
@@ -59,7 +59,6 @@ class AssistantRunWorkflow:
     async def run(self, input: RunInput) -> RunResult:
         self._input = input
         try:
-            await self._transition("in_progress", ["queued"])
             while True:
                 self._turn += 1
                 result = await self._model_turn()
@@ -76,7 +75,6 @@ class AssistantRunWorkflow:
                 if not await self._wait_for_outputs():
                     return await self._finish("expired")
                 self._outputs_recorded = False
-                await self._transition("in_progress", ["queued"])
         except asyncio.CancelledError:
             # Cancellation reached us (the in-flight activity was cancelled through
             # its heartbeats); record it, then let Temporal show the run as cancelled.
@@ -91,6 +89,8 @@ class AssistantRunWorkflow:
             return await self._finish_failed(error)
 
     async def _model_turn(self) -> ModelTurnResult:
+        """One model call; the activity also moves the run from queued to in_progress."""
+        self._status = "in_progress"
         retry = self._input.retry
         remaining = self._input.expires_at - workflow.now().timestamp()
         if remaining <= 0:
@@ -102,6 +102,9 @@ class AssistantRunWorkflow:
             # The whole turn, retries included, must end before the run expires.
             schedule_to_close_timeout=timedelta(seconds=remaining),
             heartbeat_timeout=timedelta(seconds=retry.heartbeat_timeout_seconds),
+            # On cancel, wait until the call has really stopped: what it streamed up to
+            # then is what the cancelled message keeps.
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             retry_policy=RetryPolicy(
                 initial_interval=timedelta(seconds=retry.initial_interval_seconds),
                 maximum_interval=timedelta(seconds=retry.maximum_interval_seconds),
@@ -128,14 +131,6 @@ class AssistantRunWorkflow:
         except TimeoutError:
             return self._outputs_recorded
         return True
-
-    async def _transition(self, to_status: str, from_statuses: list[str]) -> None:
-        await workflow.execute_local_activity_method(
-            RunActivities.transition,
-            TransitionInput(self._input.run_id, to_status, from_statuses),
-            start_to_close_timeout=DB_WRITE_TIMEOUT, retry_policy=DB_WRITE_RETRY,
-        )
-        self._status = to_status
 
     async def _finish(self, status: str, last_error: dict[str, str] | None = None) -> RunResult:
         await workflow.execute_local_activity_method(
@@ -165,6 +160,17 @@ class AssistantRunWorkflow:
     # --- tool outputs: an update (validated, synchronous) and a signal (operators) ---
     @workflow.update(name="submit_tool_outputs")
     async def submit_tool_outputs(self, outputs: SubmitToolOutputs) -> RunState:
+        if self._status != "requires_action":
+            # Postgres said requires_action (the API checked) before this workflow saw its
+            # model turn end: wait for it to catch up, then check the outputs here.
+            self._submission_in_flight = True
+            await workflow.wait_condition(lambda: self._status != "in_progress")
+            self._submission_in_flight = False
+            try:
+                self._check_outputs(outputs)
+            except ValueError as rejected:
+                raise ApplicationError(str(rejected), type="InvalidToolOutputs",
+                                       non_retryable=True) from None
         await self._accept_outputs(outputs)
         return self.state()
 
@@ -181,7 +187,16 @@ class AssistantRunWorkflow:
 
     @submit_tool_outputs.validator
     def validate_tool_outputs(self, outputs: SubmitToolOutputs) -> None:
-        if self._status != "requires_action" or self._submission_in_flight:
+        """Rejects synchronously (nothing enters the history) whatever is already wrong;
+        outputs arriving while a model turn is still ending are checked by the handler."""
+        if self._submission_in_flight or self._status not in ("requires_action",
+                                                               "in_progress"):
+            raise ValueError(f"Runs in status \"{self._status}\" do not accept tool outputs.")
+        if self._status == "requires_action":
+            self._check_outputs(outputs)
+
+    def _check_outputs(self, outputs: SubmitToolOutputs) -> None:
+        if self._status != "requires_action":
             raise ValueError(f"Runs in status \"{self._status}\" do not accept tool outputs.")
         given = [o.tool_call_id for o in outputs.tool_outputs]
         for call_id in given:
@@ -197,7 +212,7 @@ class AssistantRunWorkflow:
     async def submit_tool_outputs_signal(self, outputs: SubmitToolOutputs) -> None:
         """For operators (Temporal UI/CLI): same checks, but a bad signal is only logged."""
         try:
-            self.validate_tool_outputs(outputs)
+            self._check_outputs(outputs)
         except ValueError as rejected:
             workflow.logger.warning("ignored tool outputs signal: %s", rejected)
             return

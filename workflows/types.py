@@ -58,14 +58,6 @@ class RunState:
 
 # --- activity inputs/outputs ---------------------------------------------------
 @dataclass
-class TransitionInput:
-    run_id: str
-    to_status: str
-    from_statuses: list[str]
-    last_error: dict[str, Any] | None = None
-
-
-@dataclass
 class ModelTurnInput:
     run_id: str
     turn: int

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from sqlmodel import col
 
 from api.deps import ProjectDep, SessionDep
+from api.errors import invalid
 from api.ids import AssistantId
 from api.lookups import load_assistant
 from api.pagination import ListQuery, paginate
@@ -73,6 +74,10 @@ async def modify_assistant(
 ) -> dict[str, Any]:
     row = await load_assistant(session, project, assistant_id)
     changes = body.model_fields_set
+    if "model" in changes and body.model is None:
+        # Every assistant has a model: null cannot mean "unset" here.
+        raise invalid("Invalid type for 'model': expected a string, but got null instead.",
+                      "model", "invalid_type")
     for field in ("model", "name", "description", "instructions", "temperature", "top_p"):
         if field in changes:
             setattr(row, field, getattr(body, field))

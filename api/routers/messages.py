@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlmodel import col
 
-from api.deps import ProjectDep, SessionDep
+from api import attachments, ingestion
+from api.deps import ProjectDep, SessionDep, SettingsDep, TemporalDep
 from api.ids import MessageId, ThreadId
 from api.lookups import ensure_thread_idle, load_message, load_thread
 from api.pagination import ListQuery, paginate
@@ -43,13 +44,16 @@ def new_message_row(thread_id: str, body: CreateMessage, created_at: int) -> Mes
 
 @router.post("", response_model=MessageObject)
 async def create_message(
-    thread_id: ThreadId, body: CreateMessage, session: SessionDep, project: ProjectDep
+    thread_id: ThreadId, body: CreateMessage, session: SessionDep, project: ProjectDep,
+    temporal: TemporalDep, settings: SettingsDep,
 ) -> dict[str, Any]:
-    await load_thread(session, project, thread_id, lock=True)
+    thread = await load_thread(session, project, thread_id, lock=True)
     await ensure_thread_idle(session, thread_id)
     row = new_message_row(thread_id, body, int(time.time()))
     session.add(row)
+    ingesting = await attachments.attach_files(session, thread, [body])
     await session.commit()
+    await ingestion.start(session, temporal, settings, ingesting)
     return message_to_wire(row)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from api import attachments, ingestion
 from api.deps import EventsDep, ProjectDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import ApiError, invalid
 from api.ids import RunId, ThreadId
@@ -123,15 +124,17 @@ def _respond(events: RunEvents, run: RunRow, stream: bool | None, request: Reque
 async def create_run(thread_id: ThreadId, body: CreateRun, session: SessionDep,
                      temporal: TemporalDep, settings: SettingsDep, events: EventsDep,
                      request: Request, project: ProjectDep) -> Any:
-    await load_thread(session, project, thread_id, lock=True)
+    thread = await load_thread(session, project, thread_id, lock=True)
     await ensure_thread_idle(session, thread_id)
     assistant = await load_assistant(session, project, body.assistant_id)
     now = int(time.time())
     for message in body.additional_messages or []:
         session.add(new_message_row(thread_id, message, now))
         await session.flush()
+    ingesting = await attachments.attach_files(session, thread, body.additional_messages or [])
     run = _new_run_row(thread_id, assistant, body, settings, body.additional_instructions)
     await _commit_run(session, run)
+    await ingestion.start(session, temporal, settings, ingesting)
     await _launch(session, temporal, settings, events, run, [])
     return _respond(events, run, body.stream, request)
 
@@ -141,10 +144,13 @@ async def create_thread_and_run(body: CreateThreadAndRun, session: SessionDep,
                                 temporal: TemporalDep, settings: SettingsDep, events: EventsDep,
                                 request: Request, project: ProjectDep) -> Any:
     assistant = await load_assistant(session, project, body.assistant_id)
-    thread = await insert_thread(session, project, body.thread or CreateThread())
+    thread_body = body.thread or CreateThread()
+    thread = await insert_thread(session, project, thread_body)
+    ingesting = await attachments.attach_files(session, thread, thread_body.messages)
     run = _new_run_row(thread.id, assistant, body, settings, None)
     run.tool_resources = tool_resources_to_wire(body.tool_resources)
     await _commit_run(session, run)
+    await ingestion.start(session, temporal, settings, ingesting)
     await _launch(session, temporal, settings, events, run,
                   [("thread.created", thread_to_wire(thread))])
     return _respond(events, run, body.stream, request)

@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.deps import ProjectDep, SessionDep
+from api import attachments, ingestion
+from api.deps import ProjectDep, SessionDep, SettingsDep, TemporalDep
 from api.ids import ThreadId
 from api.lookups import load_thread
 from api.routers.messages import new_message_row
@@ -41,10 +42,13 @@ async def insert_thread(session: AsyncSession, project: str, body: CreateThread)
 
 
 @router.post("", response_model=ThreadObject)
-async def create_thread(session: SessionDep, project: ProjectDep,
-                        body: CreateThread | None = None) -> dict[str, Any]:
-    thread = await insert_thread(session, project, body or CreateThread())
+async def create_thread(session: SessionDep, project: ProjectDep, temporal: TemporalDep,
+                        settings: SettingsDep, body: CreateThread | None = None) -> dict[str, Any]:
+    body = body or CreateThread()
+    thread = await insert_thread(session, project, body)
+    ingesting = await attachments.attach_files(session, thread, body.messages)
     await session.commit()
+    await ingestion.start(session, temporal, settings, ingesting)
     return thread_to_wire(thread)
 
 

@@ -16,6 +16,8 @@ from core.llm.quirks import TOOL_OPENERS, Mode, parse_content_calls, parse_turn
 from core.llm.types import Delta, TextDelta, ToolCall, ToolCallDelta, TurnOutcome
 
 OnDelta = Callable[[Delta], Awaitable[None]]
+# Decides, before anything is sent on, that the calls found are not to be taken.
+Refuse = Callable[[list[ToolCall]], bool]
 
 
 class ContentGate:
@@ -43,22 +45,34 @@ class ContentGate:
         self._state = "stream"
         await self._flush()
 
-    async def finish(self, outcome: TurnOutcome) -> TurnOutcome:
-        """The outcome with content-borne calls turned into real ones; held text released."""
+    async def finish(self, outcome: TurnOutcome,
+                     refuse: Refuse | None = None) -> TurnOutcome | None:
+        """The outcome with content-borne calls turned into real ones; held text released.
+
+        None when `refuse` turned down the calls found in the content: nothing of this
+        answer was sent on, and the caller asks again.
+        """
         if self._mode == "constrained":
-            return await self._finish_constrained(outcome)
+            return await self._finish_constrained(outcome, refuse)
         calls: list[ToolCall] = []
         if self._held and not outcome.tool_calls and outcome.finish_reason != "length":
             calls = parse_content_calls(outcome.text, self._names) or []
         if not calls:
             await self._flush()
             return outcome
+        if refuse is not None and refuse(calls):
+            self._held = []
+            return None
         return await self._as_calls(outcome, calls)
 
-    async def _finish_constrained(self, outcome: TurnOutcome) -> TurnOutcome:
+    async def _finish_constrained(self, outcome: TurnOutcome,
+                                  refuse: Refuse | None) -> TurnOutcome | None:
         text, calls = outcome.text, list[ToolCall]()
         if outcome.finish_reason != "length":  # cut-off JSON is no call: show what came
             text, calls = parse_turn(outcome.text, self._names)
+        if calls and refuse is not None and refuse(calls):
+            self._held = []
+            return None
         if calls:
             return await self._as_calls(outcome, calls)
         self._held = [text]

@@ -8,6 +8,8 @@ mapping exact model names or glob patterns to an entry:
                   "capabilities": {"native_tools": false, "json_schema": true}}}
 
 Keys never live in the file: an entry names the env var that holds its key.
+An entry without `capabilities` (and a model no entry matches) has them detected at
+first use (core/llm/detect.py); `"capabilities": {}` means the defaults, undetected.
 Unknown models go to MODEL_URL / MODEL_API_KEY; `claude-*` goes to Anthropic when
 ANTHROPIC_API_KEY is set. Model names are sent to the server exactly as given.
 """
@@ -53,6 +55,7 @@ class ModelEntry:
     api_key_env: str | None = None
     context_window: int | None = None
     capabilities: Capabilities = field(default_factory=Capabilities)
+    detect: bool = True  # no `capabilities` given: find them out at first use
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class ModelRoute:
     context_window: int | None = None
     capabilities: Capabilities = field(default_factory=Capabilities)
     pattern: str = ""  # the config entry that matched; "" for the defaults
+    detect: bool = True  # capabilities not configured: detected at first use
 
 
 def _entry(pattern: str, raw: Any, source: str) -> ModelEntry:
@@ -94,7 +98,7 @@ def _entry(pattern: str, raw: Any, source: str) -> ModelEntry:
             raise ValueError(f"{where}: {key} must be a string")
     return ModelEntry(pattern=pattern, provider=provider, base_url=raw.get("base_url"),
                       api_key_env=raw.get("api_key_env"), context_window=window,
-                      capabilities=Capabilities(**caps))
+                      capabilities=Capabilities(**caps), detect=raw.get("capabilities") is None)
 
 
 def parse_entries(raw: Any, source: str) -> list[ModelEntry]:
@@ -148,7 +152,8 @@ class ModelTable:
             if entry.api_key_env:
                 key = self._env.get(entry.api_key_env) or None
             return ModelRoute(entry.provider, entry.base_url or url, key,
-                              entry.context_window, entry.capabilities, entry.pattern)
+                              entry.context_window, entry.capabilities, entry.pattern,
+                              entry.detect)
         url, key = self._defaults["anthropic"]
         if key and model.startswith("claude-"):
             return ModelRoute("anthropic", url, key)

@@ -7,16 +7,25 @@ Retries are off here on purpose: Temporal owns retries.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
 
+from core.llm import detect
 from core.llm.content_gate import ContentGate
 from core.llm.errors import ProviderError, retry_after_seconds
 from core.llm.models import Capabilities
-from core.llm.quirks import adapt_request, content_call_names
+from core.llm.quirks import (
+    adapt_request,
+    content_call_names,
+    guards_loops,
+    repeats_answered_calls,
+)
 from core.llm.types import (
     ChatMessage,
     ChatRequest,
@@ -29,6 +38,7 @@ from core.llm.types import (
 )
 
 OnDelta = Callable[[Delta], Awaitable[None]]
+logger = logging.getLogger(__name__)
 
 
 def message_to_openai(message: ChatMessage) -> dict[str, Any]:
@@ -132,18 +142,78 @@ class _Accumulator:
 
 
 class OpenAICompatibleProvider:
+    """One server. `detect`: capabilities were not configured, find them out (detect.py)."""
+
     def __init__(self, http: httpx.AsyncClient, base_url: str, api_key: str | None,
-                 capabilities: Capabilities | None = None) -> None:
+                 capabilities: Capabilities | None = None, *, detect: bool = False) -> None:
         self._http = http
+        self._base_url = base_url
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._caps = capabilities or Capabilities()
+        self._detect = detect
+        self._probed = not detect
+        self._probe_lock = asyncio.Lock()
+        self._fallbacks: dict[str, Capabilities] = {}  # by model, after tools were refused
 
     async def complete(self, request: ChatRequest, on_delta: OnDelta) -> TurnOutcome:
-        adapted, mode = adapt_request(request, self._caps)
-        gate = ContentGate(on_delta, mode, content_call_names(request, self._caps, mode))
+        caps = await self.capabilities(request.model)
+        try:
+            return await self._turn(request, caps, on_delta)
+        except ProviderError as error:
+            if not self._detect or not detect.rejects_tools(error, request, caps):
+                raise
+            # Refused before anything streamed: send it again the way the server takes it.
+            fallback = self._fallbacks.setdefault(request.model, detect.prompted(caps))
+            logger.warning("%s refused function calling for model %r (%s); using %s mode "
+                           "for it from now on. Set its capabilities in MODELS to choose.",
+                           self._base_url, request.model, error.message,
+                           detect.describe(fallback))
+            return await self._turn(request, fallback, on_delta)
+
+    async def capabilities(self, model: str) -> Capabilities:
+        """Configured, else detected: llama.cpp's /props once, then refusals per model."""
+        if not self._probed:
+            async with self._probe_lock:
+                if not self._probed:
+                    await self._probe()
+        return self._fallbacks.get(model, self._caps)
+
+    async def _probe(self) -> None:
+        try:
+            found = await detect.probe_llama_cpp(self._http, self._base_url, self._headers)
+        except httpx.ConnectError:
+            return  # not up (yet): the request itself will say so; probe next time
+        except httpx.HTTPError:
+            found = None  # a server that hangs on /props is not asked twice
+        self._probed = True
+        if found is None or found == self._caps:
+            return
+        changed = found.native_tools != self._caps.native_tools
+        self._caps = found
+        logger.log(logging.WARNING if changed else logging.INFO,
+                   "%s is llama.cpp: its model's chat template %s tools, so %s mode "
+                   "(vision %s). Set capabilities in MODELS to choose.", self._base_url,
+                   "takes" if found.native_tools else "cannot take",
+                   detect.describe(found), "on" if found.vision else "off")
+
+    async def _turn(self, request: ChatRequest, caps: Capabilities,
+                    on_delta: OnDelta) -> TurnOutcome:
+        adapted, mode = adapt_request(request, caps)
+        gate = ContentGate(on_delta, mode, content_call_names(request, caps, mode))
         outcome = await self._stream(request_to_openai(adapted), gate.on_delta)
-        return await gate.finish(outcome)
+        refuse = None
+        if guards_loops(request, mode):
+            def refuse(calls: list[ToolCall]) -> bool:
+                return repeats_answered_calls(calls, request.messages)
+        finished = await gate.finish(outcome, refuse)
+        if finished is not None:
+            return finished
+        # The model asked again for results it has: have it answer from them instead.
+        answer = await self._turn(replace(request, tool_choice="none"), caps, on_delta)
+        usage = Usage(outcome.usage.prompt_tokens + answer.usage.prompt_tokens,
+                      outcome.usage.completion_tokens + answer.usage.completion_tokens)
+        return replace(answer, usage=usage)
 
     async def _stream(self, body: dict[str, Any], on_delta: OnDelta) -> TurnOutcome:
         accumulator = _Accumulator()

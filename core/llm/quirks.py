@@ -12,6 +12,12 @@ three modes and the answer converted back to the neutral TurnOutcome:
   guided decoding enforces {"tool_calls": [...]} | {"message": "..."}.
 
 Templates without role "tool" get the call history as plain text turns either way.
+
+Small models in prompted / constrained mode tend to call the same function again once
+its result is in (the call is the pattern right above). When `tool_choice` leaves the
+choice to the model and every call in an answer repeats one already answered with the
+same arguments, the answer is not taken: the turn is asked again with tool_choice
+"none", so the model answers from the results (`repeats_answered_calls`).
 """
 
 from __future__ import annotations
@@ -40,7 +46,10 @@ def adapt_request(request: ChatRequest, caps: Capabilities) -> tuple[ChatRequest
     if not caps.native_tools:
         mode = "constrained" if caps.json_schema and uses_tools else "prompted"
     if mode != "native" or not caps.tool_role:
-        messages = calls_as_text(messages, fenced=mode != "constrained")
+        # With nothing to call, past calls are told as prose: a JSON block in the history
+        # is a pattern small models copy instead of answering.
+        messages = calls_as_text(messages, fenced=mode != "constrained",
+                                 prose=not uses_tools)
     adapted = replace(request, messages=messages)
     if mode == "native":
         if isinstance(request.tool_choice, dict) and not caps.tool_choice_object:
@@ -56,7 +65,8 @@ def adapt_request(request: ChatRequest, caps: Capabilities) -> tuple[ChatRequest
     prompt = _tools_prompt(tools, request.tool_choice, constrained=mode == "constrained")
     adapted = replace(adapted, messages=_with_system(adapted.messages, prompt))
     if mode == "constrained":
-        adapted = replace(adapted, response_format=turn_schema(tools, request.tool_choice))
+        adapted = replace(adapted, response_format=turn_schema(
+            tools, request.tool_choice, parallel=request.parallel_tool_calls))
     return adapted, mode
 
 
@@ -85,15 +95,18 @@ def _without_images(message: ChatMessage) -> ChatMessage:
     return replace(message, content="\n".join(texts))
 
 
-def calls_as_text(messages: list[ChatMessage], *, fenced: bool) -> list[ChatMessage]:
-    """Assistant tool calls as JSON text, tool results as one user turn per batch."""
+def calls_as_text(messages: list[ChatMessage], *, fenced: bool,
+                  prose: bool = False) -> list[ChatMessage]:
+    """Assistant tool calls as JSON text (or prose), tool results as one user turn per batch."""
     out: list[ChatMessage] = []
-    names: dict[str, str] = {}
+    # A result is labelled with its call as the model wrote it, never with the call's id:
+    # the model never saw the (random) ids, and they would make every prompt unique.
+    calls: dict[str, str] = {}
     in_results = False  # the last turn out is a batch of results: merge into it
     for message in messages:
         if message.role == "tool":
-            name = names.get(message.tool_call_id or "", "function")
-            result = f"Result of {name} (call {message.tool_call_id}):\n{_text(message.content)}"
+            call = calls.get(message.tool_call_id or "", "a function")
+            result = f"Result of {call}:\n{_text(message.content)}"
             if in_results:
                 result = f"{_text(out.pop().content)}\n\n{result}"
             out.append(ChatMessage(role="user", content=result))
@@ -101,11 +114,14 @@ def calls_as_text(messages: list[ChatMessage], *, fenced: bool) -> list[ChatMess
             continue
         in_results = False
         if message.role == "assistant" and message.tool_calls:
-            names.update((c.id, c.name) for c in message.tool_calls)
-            calls = {"tool_calls": [{"name": c.name, "arguments": _loads_object(c.arguments)}
-                                    for c in message.tool_calls]}
-            block = json.dumps(calls, ensure_ascii=False)
+            calls.update((c.id, f"{c.name}({c.arguments})") for c in message.tool_calls)
+            made = {"tool_calls": [{"name": c.name, "arguments": _loads_object(c.arguments)}
+                                   for c in message.tool_calls]}
+            block = json.dumps(made, ensure_ascii=False)
             block = f"```json\n{block}\n```" if fenced else block
+            if prose:
+                block = "\n".join(f"I called {c.name} with {c.arguments}."
+                                   for c in message.tool_calls)
             text = _text(message.content)
             out.append(ChatMessage(role="assistant", content=f"{text}\n{block}".strip()))
         else:
@@ -151,16 +167,22 @@ def _with_system(messages: list[ChatMessage], prompt: str) -> list[ChatMessage]:
     return [ChatMessage(role="system", content=prompt), *messages]
 
 
-def turn_schema(tools: list[FunctionSpec], choice: Any) -> dict[str, Any]:
-    """`response_format` for guided decoding: tool calls, or a message, nothing else."""
+def turn_schema(tools: list[FunctionSpec], choice: Any,
+                parallel: bool | None = None) -> dict[str, Any]:
+    """`response_format` for guided decoding: tool calls, or a message, nothing else.
+
+    `parallel=False` (the run's parallel_tool_calls) allows one call per answer.
+    """
     call_items = [{"type": "object", "additionalProperties": False,
                    "required": ["name", "arguments"],
                    "properties": {"name": {"type": "string", "enum": [t.name]},
                                   "arguments": t.parameters or {"type": "object"}}}
                   for t in tools]
+    array: dict[str, Any] = {"type": "array", "minItems": 1, "items": {"anyOf": call_items}}
+    if parallel is False:
+        array["maxItems"] = 1
     calls = {"type": "object", "additionalProperties": False, "required": ["tool_calls"],
-             "properties": {"tool_calls": {"type": "array", "minItems": 1,
-                                           "items": {"anyOf": call_items}}}}
+             "properties": {"tool_calls": array}}
     message = {"type": "object", "additionalProperties": False, "required": ["message"],
                "properties": {"message": {"type": "string"}}}
     forced = choice == "required" or isinstance(choice, dict)
@@ -224,3 +246,23 @@ def parse_turn(text: str, names: set[str]) -> tuple[str, list[ToolCall]]:
         return decoded["message"], []
     calls = parse_content_calls(text, names)
     return ("", calls) if calls else (text, [])
+
+
+def guards_loops(request: ChatRequest, mode: Mode) -> bool:
+    """Whether repeated calls are refused: prompted / constrained mode, choice left open."""
+    return mode != "native" and request.tool_choice in (None, "auto")
+
+
+def repeats_answered_calls(calls: list[ToolCall], messages: list[ChatMessage]) -> bool:
+    """True when every call was made before with the same arguments and has its result."""
+    answered = {m.tool_call_id for m in messages if m.role == "tool"}
+    made = {(c.name, _canonical(c.arguments)) for m in messages if m.role == "assistant"
+            for c in m.tool_calls if c.id in answered}
+    return bool(calls) and all((c.name, _canonical(c.arguments)) in made for c in calls)
+
+
+def _canonical(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        return arguments

@@ -62,4 +62,4 @@ class ProviderRouter:
         if route.provider == "anthropic":
             return AnthropicProvider(self._http, route.base_url, route.api_key, self._max_tokens)
         return OpenAICompatibleProvider(self._http, route.base_url, route.api_key,
-                                        route.capabilities)
+                                        route.capabilities, detect=route.detect)

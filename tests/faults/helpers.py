@@ -182,7 +182,10 @@ class PrivateStack:
     def __init__(self, borrowed: dict[str, str]) -> None:
         # Not under pytest's tmp dir (mode 0700 locks out the postgres system user).
         self.data_dir = Path(tempfile.mkdtemp(prefix="assistants-faults-stack-"))
-        self.stack = EmbeddedStack(self.data_dir, ephemeral=True)
+        # Not ephemeral: the product's durable Postgres settings. With fsync and synchronous
+        # commit off, a crashed Postgres forgets its last commits, and a test that crashes
+        # it would blame the product for the test stack's shortcut.
+        self.stack = EmbeddedStack(self.data_dir, ephemeral=False)
         self.borrowed = borrowed
 
     def start(self) -> dict[str, str]:
