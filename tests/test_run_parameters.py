@@ -221,5 +221,5 @@ async def test_auto_truncation_fits_the_models_context_window(
     assert sent[-1].startswith("[[reply:ok]]")
     assert 1 <= len(sent) < 11 and not any("old message 0 " in s for s in sent)
     # The same thread on a model with the default (large) window keeps everything.
-    wide, wide_requests = await _run(client, fake_llm, "[[reply:ok]]", history=history)
+    _, wide_requests = await _run(client, fake_llm, "[[reply:ok]]", history=history)
     assert len([m for m in wide_requests[0]["messages"] if m["role"] == "user"]) == 11
