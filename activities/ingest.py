@@ -9,8 +9,6 @@ was meanwhile removed, cancelled or re-added, therefore writes nothing wrong.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -19,6 +17,7 @@ from sqlmodel import col
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeating
 from core.chunking import Chunk, chunk_text
 from core.embeddings import BATCH_SIZE, Embedder, EmbeddingError
 from core.parsing import ParseError, extract_text
@@ -28,26 +27,6 @@ from workflows.ingest_types import FailIngestInput, IngestInput, IngestResult
 
 # ParseError codes -> ApplicationError types the workflow maps back (non-retryable).
 PARSE_ERROR_TYPES = {"unsupported_file": "UnsupportedFile", "invalid_file": "InvalidFile"}
-HEARTBEAT_SECONDS = 5.0
-
-
-@contextlib.asynccontextmanager
-async def _heartbeating() -> AsyncIterator[None]:
-    """Heartbeat while parsing (in a thread) or embedding: how a cancel reaches us."""
-    if not activity.in_activity():  # called directly (tests, scripts)
-        yield
-        return
-
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
 
 
 class IngestActivities:
@@ -65,7 +44,7 @@ class IngestActivities:
         if file is None or not _is_current(row, input):
             return IngestResult("abandoned")
         assert row is not None
-        async with _heartbeating():
+        async with heartbeating():
             data = await self._storage.get(file.storage_key)
             try:
                 text = await asyncio.to_thread(extract_text, file.filename, data)

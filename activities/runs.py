@@ -6,10 +6,8 @@ events (what live clients see), so an event never names a row that is not there.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -20,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 from activities import run_writes
 from activities.context import ImageResolver, prepare_turn
 from activities.file_search import FILE_SEARCH, file_search_settings
+from activities.heartbeat import heartbeating
 from activities.turn_rules import repair_request, violation
 from activities.turn_stream import TurnStream
 from core.events import RunEvents
@@ -40,7 +39,6 @@ from workflows.types import (
 # The workflow maps these ApplicationError types to `last_error.code`.
 ERROR_TYPES = {"invalid_prompt": "InvalidPrompt", "rate_limit_exceeded": "RateLimited",
                "server_error": "ServerError"}
-HEARTBEAT_SECONDS = 2.0
 # OpenAI's own limit for an image in a message.
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 
@@ -58,22 +56,6 @@ class Provider(Protocol):
     """What the activities need of an LLM provider (see core/llm)."""
 
     async def complete(self, request: ChatRequest, on_delta: OnDelta) -> TurnOutcome: ...
-
-
-@contextlib.asynccontextmanager
-async def _heartbeating() -> AsyncIterator[None]:
-    """Heartbeat while waiting on the model: how a cancel reaches a slow call."""
-
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
 
 
 class RunActivities:
@@ -136,7 +118,7 @@ class RunActivities:
         if prepared.exhausted:
             return await self._end_incomplete(run.id, prepared.exhausted)
         stream = TurnStream(self._sessions, self._events, run, input.turn)
-        async with _heartbeating():
+        async with heartbeating():
             outcome = await self._call(prepared.request, stream)
             problem = violation(run.tools, prepared.tool_choice, run.response_format, outcome)
             if problem:

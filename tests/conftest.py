@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import uvicorn
 from fastapi import FastAPI
 
 from api.app import create_app
@@ -126,3 +128,30 @@ async def client(http: httpx.AsyncClient, base_path: str) -> AsyncIterator[opena
     )
     yield sdk
 
+
+
+@pytest.fixture(scope="session")
+async def live_server_url(app: FastAPI) -> AsyncIterator[str]:
+    """The session's (lifespan-entered) `app` over real HTTP on a free local port: for node,
+    and for clients that must act on a stream's first events (the ASGI transport of `http`
+    hands a response over only once it is complete). The socket is bound here and handed
+    to uvicorn, so no other process can take the port in between."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off",
+                                           log_level="warning"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(30):
+            while not server.started:
+                if task.done():  # startup failed: surface uvicorn's exception
+                    task.result()
+                    pytest.fail("uvicorn exited before it started serving")
+                await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

@@ -11,48 +11,17 @@ import asyncio
 import json
 import os
 import shutil
-import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 pytestmark = [pytest.mark.node, pytest.mark.usefixtures("worker")]
 
 JS_DIR = Path(__file__).parent / "js"
 NODE_TIMEOUT_SECONDS = 120
 NPM_CI_TIMEOUT_SECONDS = 300
-
-
-@pytest.fixture(scope="module")
-async def live_server_url(app: FastAPI) -> AsyncIterator[str]:
-    """Serve the session's (already lifespan-entered) `app` over HTTP on a free local port.
-
-    The socket is bound here and handed to uvicorn, so there is no pick-a-port-then-bind race.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off",
-                                           log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(30):
-            while not server.started:
-                if task.done():  # startup failed: surface uvicorn's exception
-                    task.result()
-                    pytest.fail("uvicorn exited before it started serving")
-                await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 async def _run(*cmd: str, cwd: Path, env: dict[str, str] | None = None,

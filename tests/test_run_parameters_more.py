@@ -7,16 +7,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from openai import AsyncAssistantEventHandler
 from openai.types.beta.threads import Message, Run, Text, TextDelta
 
@@ -28,32 +24,6 @@ IMAGE_URL = "https://example.com/cat.png"
 # A 1x1 transparent PNG.
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
-
-
-@pytest.fixture(scope="module")
-async def live_server_url(app: FastAPI) -> AsyncIterator[str]:
-    """The session's `app` over real HTTP (copied from tests/test_node_sdk.py): the `http`
-    fixture's ASGI transport hands a response over only once it is complete, so a client
-    could not act on a stream's first deltas through it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off",
-                                           log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        async with asyncio.timeout(30):
-            while not server.started:
-                if task.done():  # startup failed: surface uvicorn's exception
-                    task.result()
-                    pytest.fail("uvicorn exited before it started serving")
-                await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 async def _run(client: openai.AsyncOpenAI, fake_llm: FakeLLM, content: str | list[Any],

@@ -1,0 +1,33 @@
+"""Heartbeating while an activity waits on something slow (a model, a parser, an embedder).
+
+Heartbeats are how a cancel reaches a running activity, and how Temporal notices a
+dead worker long before the start-to-close timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from temporalio import activity
+
+HEARTBEAT_SECONDS = 2.0
+
+
+@contextlib.asynccontextmanager
+async def heartbeating() -> AsyncIterator[None]:
+    if not activity.in_activity():  # called directly (tests, scripts)
+        yield
+        return
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
