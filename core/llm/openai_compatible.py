@@ -137,8 +137,10 @@ class _Accumulator:
         calls = [self.calls[i] for i in sorted(self.calls)]
         if self.finish_reason is None:
             raise ProviderError("Model stream ended without a finish reason (truncated).")
+        # Ollama ends a turn that called functions with "stop": calls made mean "tool_calls".
+        finish = "tool_calls" if calls and self.finish_reason == "stop" else self.finish_reason
         return TurnOutcome(text="".join(self.text), tool_calls=calls,
-                           finish_reason=self.finish_reason, usage=self.usage)
+                           finish_reason=finish, usage=self.usage)
 
 
 class OpenAICompatibleProvider:

@@ -7,49 +7,21 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import openai
-import pytest
 from sqlalchemy import text
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from core.db import create_engine
 from core.settings import Settings
-from tests.fake_llm import FakeLLM
 from tests.faults.helpers import (
     TERMINAL,
     WEATHER_TOOL,
     Workers,
-    api_sdk,
-    new_queue,
-    worker_env,
 )
 
 RUNS = 200
 FUNCTION_EVERY = 3  # every third run calls a function: 67 of 200
-
-
-@pytest.fixture
-def queue() -> str:
-    return new_queue("faults-load")
-
-
-@pytest.fixture
-async def sdk(settings: Settings, queue: str) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with api_sdk(settings.model_copy(update={"temporal_task_queue": queue})) as client:
-        yield client
-
-
-@pytest.fixture
-async def workers(tmp_path: Path, stack_env: dict[str, str], fake_llm: FakeLLM,
-                  settings: Settings, queue: str) -> AsyncIterator[Workers]:
-    group = Workers(tmp_path, worker_env(stack_env, fake_llm, settings, queue))
-    try:
-        yield group
-    finally:
-        await group.stop_all()
 
 
 async def test_200_concurrent_runs_all_finish_and_postgres_agrees_with_temporal(

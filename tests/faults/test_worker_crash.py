@@ -9,46 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import openai
-import pytest
 
-from core.settings import Settings
 from tests.fake_llm import FakeLLM
 from tests.faults.helpers import (
     TERMINAL,
     Workers,
-    api_sdk,
-    new_queue,
     poll_run,
     wait_for,
-    worker_env,
 )
 
 RUNS = 20
-
-
-@pytest.fixture
-def queue() -> str:
-    return new_queue("faults-crash")
-
-
-@pytest.fixture
-async def sdk(settings: Settings, queue: str) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with api_sdk(settings.model_copy(update={"temporal_task_queue": queue})) as client:
-        yield client
-
-
-@pytest.fixture
-async def workers(tmp_path: Path, stack_env: dict[str, str], fake_llm: FakeLLM,
-                  settings: Settings, queue: str) -> AsyncIterator[Workers]:
-    group = Workers(tmp_path, worker_env(stack_env, fake_llm, settings, queue))
-    try:
-        yield group
-    finally:
-        await group.stop_all()
 
 
 async def test_sigkill_with_20_runs_mid_llm_call_completes_each_exactly_once(

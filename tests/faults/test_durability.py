@@ -8,43 +8,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import httpx
 import openai
-import pytest
 
-from api.app import create_app
-from core.settings import Settings
 from tests.fake_llm import FakeLLM
-from tests.faults.helpers import TERMINAL, WEATHER_TOOL, Workers, poll_run, wait_for, worker_env
-
-
-@pytest.fixture
-async def queue() -> str:
-    return f"durability-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-async def sdk(settings: Settings, queue: str) -> AsyncIterator[openai.AsyncOpenAI]:
-    """An API of its own whose runs are started on the dedicated queue."""
-    app = create_app(settings.model_copy(update={"temporal_task_queue": queue}))
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-    ) as http:
-        yield openai.AsyncOpenAI(base_url="http://testserver/v1", api_key="test-key",
-                                 http_client=http, max_retries=0)
-
-
-@pytest.fixture
-async def workers(tmp_path: Path, stack_env: dict[str, str], fake_llm: FakeLLM,
-                  settings: Settings, queue: str) -> AsyncIterator[Workers]:
-    group = Workers(tmp_path, worker_env(stack_env, fake_llm, settings, queue))
-    try:
-        yield group
-    finally:
-        await group.stop_all()
+from tests.faults.helpers import TERMINAL, WEATHER_TOOL, Workers, poll_run, wait_for
 
 
 async def test_sigkill_during_llm_call_loses_and_duplicates_nothing(
