@@ -76,6 +76,9 @@ def configure_logging(level: str | None = None, log_format: str | None = None) -
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[handler])
+    if level != "DEBUG":
+        # Alembic announces each of its plugins at INFO on every start: noise, not news.
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     if log_format == "json":
         _uvicorn_logs_as_json()
 
