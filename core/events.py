@@ -40,14 +40,19 @@ class RunEvents:
         # (our clients) always returns bytes.
         self._redis: Any = client
 
+    @staticmethod
+    def _append(pipe: Any, run_id: str, events: tuple[tuple[str, Any], ...]) -> None:
+        """Queue events on a pipeline, in order, and keep the stream's TTL fresh."""
+        key = _key(run_id)
+        for name, payload in events:
+            pipe.xadd(key, {"event": name, "data": json.dumps(payload, separators=(",", ":"))},
+                      maxlen=STREAM_MAXLEN, approximate=True)
+        pipe.expire(key, STREAM_TTL_SECONDS)
+
     async def publish(self, run_id: str, *events: tuple[str, Any]) -> None:
         """Append events in order (one round trip)."""
-        key = _key(run_id)
         async with self._redis.pipeline(transaction=False) as pipe:
-            for name, payload in events:
-                pipe.xadd(key, {"event": name, "data": json.dumps(payload, separators=(",", ":"))},
-                          maxlen=STREAM_MAXLEN, approximate=True)
-            pipe.expire(key, STREAM_TTL_SECONDS)
+            self._append(pipe, run_id, events)
             await pipe.execute()
 
     async def publish_text_delta(self, run_id: str, message_id: str, text: str) -> None:
@@ -56,9 +61,7 @@ class RunEvents:
         payload = {"id": message_id, "object": "thread.message.delta", "delta": {"content": [
             {"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]}}
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(_key(run_id), {"event": "thread.message.delta",
-                                     "data": json.dumps(payload, separators=(",", ":"))},
-                      maxlen=STREAM_MAXLEN, approximate=True)
+            self._append(pipe, run_id, (("thread.message.delta", payload),))
             pipe.append(text_key, text.encode())
             pipe.expire(text_key, STREAM_TTL_SECONDS)
             await pipe.execute()
