@@ -24,6 +24,11 @@ def results_text(turn: int, results: list[dict[str, Any]], start: int = 0) -> st
         for i, r in enumerate(results))
 
 
+def has_labels(text: str) -> bool:
+    """Whether `citations` could find anything in `text` (before reading any results)."""
+    return _LABEL.search(text) is not None
+
+
 def citations(text: str, results_by_turn: dict[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """`file_citation` annotations for the labels the model copied into its answer."""
     annotations = []

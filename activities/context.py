@@ -9,18 +9,13 @@ the oldest until the prompt fits the model's context window).
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
-
 from activities.file_search import FILE_SEARCH, FILE_SEARCH_SPEC, file_search_settings
-from activities.run_writes import usage_total
-from core.llm.types import ChatMessage, ChatRequest, FunctionSpec, ToolCall
-from core.tables import MessageRow, RunRow, RunStepRow
+from core.llm.types import ChatMessage, ChatRequest, FunctionSpec, ToolCall, Usage
+from core.tables import RunRow
 from core.tokens import MESSAGE_OVERHEAD, content_tokens
 
 # Room kept for the answer when fitting a prompt into the context window.
@@ -95,29 +90,29 @@ def _tokens(messages: list[ChatMessage]) -> int:
     return total
 
 
-async def _history(session: AsyncSession, run: RunRow,
+def used_so_far(steps: Sequence[Mapping[str, Any]]) -> Usage:
+    total = Usage()
+    for step in steps:
+        if step["usage"]:
+            total.prompt_tokens += step["usage"]["prompt_tokens"]
+            total.completion_tokens += step["usage"]["completion_tokens"]
+    return total
+
+
+async def _history(messages: Sequence[Sequence[Any]],
                    images: ImageResolver | None) -> list[ChatMessage]:
-    rows = await session.scalars(
-        select(MessageRow)
-        .where(col(MessageRow.thread_id) == run.thread_id,
-               col(MessageRow.run_id).is_distinct_from(run.id))
-        .order_by(col(MessageRow.seq))
-    )
-    return [ChatMessage(role="assistant" if m.role == "assistant" else "user",
-                        content=await _message_content(m.content, images)) for m in rows]
+    return [ChatMessage(role="assistant" if role == "assistant" else "user",
+                        content=await _message_content(content, images))
+            for role, content in messages]
 
 
-async def _tool_turns(session: AsyncSession, run: RunRow) -> list[ChatMessage]:
+def _tool_turns(steps: Sequence[Mapping[str, Any]]) -> list[ChatMessage]:
     """This run's earlier turns that called functions, with the outputs submitted."""
-    steps = await session.scalars(
-        select(RunStepRow)
-        .where(col(RunStepRow.run_id) == run.id, col(RunStepRow.type) == "tool_calls",
-               col(RunStepRow.status) == "completed")
-        .order_by(col(RunStepRow.seq))
-    )
     turns: list[ChatMessage] = []
     for step in steps:
-        calls = step.step_details["tool_calls"]
+        if step["type"] != "tool_calls" or step["status"] != "completed":
+            continue
+        calls = step["step_details"]["tool_calls"]
         turns.append(ChatMessage(role="assistant", content="", tool_calls=[
             _as_model_call(c) for c in calls]))
         turns.extend(ChatMessage(role="tool", content=_output(c), tool_call_id=c["id"])
@@ -145,12 +140,15 @@ def _turn_tool_choice(run_choice: Any, tools_called: bool) -> Any:
     return "auto" if forcing and tools_called else run_choice
 
 
-async def prepare_turn(session: AsyncSession, run: RunRow, context_window: int,
+async def prepare_turn(run: RunRow, context_window: int, thread: Sequence[Sequence[Any]],
+                       steps: Sequence[Mapping[str, Any]],
                        images: ImageResolver | None = None) -> PreparedTurn:
+    """`thread`: [role, content] of the thread's messages but this run's, in order;
+    `steps`: the run's steps so far, in order (both as `turn_writes.start_turn` reads them)."""
     system = [ChatMessage(role="system", content=run.instructions)] if run.instructions else []
-    history = await _history(session, run, images)
-    tools_so_far = await _tool_turns(session, run)
-    used = await usage_total(session, run.id)
+    history = await _history(thread, images)
+    tools_so_far = _tool_turns(steps)
+    used = used_so_far(steps)
 
     strategy = run.truncation_strategy or {"type": "auto"}
     if strategy.get("type") == "last_messages" and strategy.get("last_messages"):

@@ -7,7 +7,7 @@ events (what live clients see), so an event never names a row that is not there.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import run_writes
+from activities import run_writes, turn_end, turn_writes
 from activities.context import ImageResolver, prepare_turn
 from activities.file_search import FILE_SEARCH, file_search_settings
 from activities.heartbeat import heartbeating
@@ -26,9 +26,15 @@ from core.llm.errors import ProviderError
 from core.llm.openai_compatible import OnDelta
 from core.llm.types import ChatRequest, TurnOutcome, Usage
 from core.storage import ObjectStorage
-from core.tables import FileRow, MessageRow, RunRow, RunStepRow, ThreadRow
+from core.tables import FileRow, MessageRow, RunRow, ThreadRow
 from core.tokens import estimate_tokens
-from core.wire import message_to_wire, run_to_wire, step_to_wire
+from core.wire import (
+    message_columns_to_wire,
+    message_to_wire,
+    run_columns_to_wire,
+    run_to_wire,
+    step_columns_to_wire,
+)
 from workflows.types import (
     FinishInput,
     ModelTurnInput,
@@ -88,33 +94,34 @@ class RunActivities:
     @activity.defn(name="record_tool_outputs")
     async def record_tool_outputs(self, input: RecordToolOutputsInput) -> None:
         outputs = {o.tool_call_id: o.output for o in input.tool_outputs}
-        async with self._sessions() as session, session.begin():
-            await run_writes.record_tool_outputs(session, input.run_id, input.turn, outputs)
-            step = await session.get(RunStepRow,
-                                     run_writes.step_id(input.run_id, input.turn, "tools"))
-            run = await session.get(RunRow, input.run_id)
-        assert step is not None and run is not None
-        await self._events.publish(input.run_id, ("thread.run.step.completed", step_to_wire(step)),
-                                   (f"thread.run.{run.status}", run_to_wire(run)))
+        async with run_writes.connect(self._sessions, transaction=False) as db:
+            step, run = await turn_end.record_tool_outputs(db, input.run_id, input.turn,
+                                                           outputs)
+        await self._events.publish(
+            input.run_id, ("thread.run.step.completed", step_columns_to_wire(step)),
+            (f"thread.run.{run['status']}", run_columns_to_wire(run)))
 
     @activity.defn(name="model_turn")
     async def model_turn(self, input: ModelTurnInput) -> ModelTurnResult:
-        async with self._sessions() as session, session.begin():
+        # Only a retry can find this turn's writes already made: the workflow schedules
+        # each turn's model_turn once, and only Temporal's retries run it again.
+        retry = _attempt() > 1
+        async with run_writes.connect(self._sessions, transaction=False) as db:
             # queued -> in_progress here rather than in an activity of its own: one
-            # transaction and one task fewer per turn, the same observable states.
-            started = await run_writes.transition(session, input.run_id, "in_progress",
-                                                  ["queued"])
-            run = await session.get(RunRow, input.run_id)
-            if run is None:
-                raise ApplicationError(f"run {input.run_id} not found", non_retryable=True)
-            done = await self._already_done(session, run, input.turn)
-            if done is None:
-                prepared = await prepare_turn(session, run, self._context_window(run.model),
-                                              self._image_resolver(session, run))
-        if started:
+            # task fewer per turn, the same observable states; and in the statement that
+            # reads what the prompt needs. Turn 1's first attempt: the run has no steps.
+            start = await turn_writes.start_turn(db, input.run_id,
+                                                 with_steps=retry or input.turn > 1)
+        if start is None:
+            raise ApplicationError(f"run {input.run_id} not found", non_retryable=True)
+        run = start.run
+        if start.started:  # published before anything of this turn can fail
             await self._events.publish(run.id, ("thread.run.in_progress", run_to_wire(run)))
+        done = self._already_done(start.steps, run, input.turn) if retry else None
         if done is not None:
             return done
+        prepared = await prepare_turn(run, self._context_window(run.model), start.history,
+                                      start.steps, self._image_resolver(run))
         if prepared.exhausted:
             return await self._end_incomplete(run.id, prepared.exhausted)
         stream = TurnStream(self._sessions, self._events, run, input.turn)
@@ -150,55 +157,59 @@ class RunActivities:
             ) from None
 
     async def _end_incomplete(self, run_id: str, reason: str) -> ModelTurnResult:
-        async with self._sessions() as session, session.begin():
-            await run_writes.complete_run(session, run_id, reason)
-        await self._publish_run(run_id)
+        async with run_writes.connect(self._sessions, transaction=False) as db:
+            ended = await turn_end.end_incomplete(db, run_id, reason)
+        if ended is None:
+            await self._publish_run(run_id)
+        else:
+            await self._events.publish(run_id, (f"thread.run.{ended['status']}",
+                                                run_columns_to_wire(ended)))
         return ModelTurnResult("incomplete")
 
     async def _record(self, run: RunRow, turn: int, outcome: TurnOutcome,
                       message_opened: bool) -> ModelTurnResult:
-        """The turn's outcome, in one transaction, then its closing events."""
+        """The turn's outcome, then its closing events."""
         incomplete = outcome.finish_reason == "length" and not outcome.tool_calls
+        calls, searching = outcome.tool_calls, _server_side(run, outcome)
+        call_ids: list[str] = []
         events: list[tuple[str, Any]] = []
-        async with self._sessions() as session, session.begin():
-            if outcome.text or not outcome.tool_calls:
-                usage = None if outcome.tool_calls else outcome.usage
-                await run_writes.complete_message(session, run, turn, outcome.text, usage,
-                                                  incomplete)
-                message = await session.get(MessageRow, run_writes.message_id(run.id, turn))
-                step = await session.get(RunStepRow, run_writes.step_id(run.id, turn, "message"))
-                assert message is not None and step is not None
-                events += [(f"thread.message.{message.status}", message_to_wire(message)),
-                           ("thread.run.step.completed", step_to_wire(step))]
-            elif message_opened:
-                # Text streamed by a rejected answer, replaced by tool calls: no message.
-                await run_writes.discard_message(session, run.id, turn)
-            call_ids: list[str] = []
-            searching = _server_side(run, outcome)
-            if outcome.tool_calls:
-                call_ids = await run_writes.record_tool_calls(
-                    session, run, turn, outcome.tool_calls, outcome.usage, searching)
+        # One statement, unless text came with tool calls or streamed text is dropped.
+        several = bool(calls) and bool(outcome.text or message_opened)
+        async with run_writes.connect(self._sessions, transaction=several) as db:
+            if not calls:
+                message, step, final = await turn_end.end_text_turn(
+                    db, run, turn, outcome.text, outcome.usage, incomplete)
+                events += _message_events(message, step)
             else:
-                await run_writes.complete_run(
-                    session, run.id, "max_completion_tokens" if incomplete else None)
-            final = await session.get(RunRow, run.id, populate_existing=True)
-            assert final is not None
-            if final.status != "in_progress":  # not while server-side tools still run
-                events.append((f"thread.run.{final.status}", run_to_wire(final)))
+                if outcome.text:  # the turn's usage goes on its tool calls' step
+                    message, step = await turn_end.complete_message(db, run, turn,
+                                                                    outcome.text)
+                    events += _message_events(message, step)
+                elif message_opened:
+                    # Text streamed by a rejected answer, replaced by tool calls: no message.
+                    await turn_end.discard_message(db, run.id, turn)
+                call_ids, final = await turn_end.record_tool_calls(
+                    db, run, turn, calls, outcome.usage, searching)
+            if final is None:  # no status change made (or none applied): the run as it is
+                final = await run_writes.get_run(db, run.id)
+                assert final is not None
+            if final["status"] != "in_progress":  # not while server-side tools still run
+                events.append((f"thread.run.{final['status']}", run_columns_to_wire(final)))
         await self._events.publish(run.id, *events)
-        if outcome.tool_calls:
+        if calls:
             return ModelTurnResult("tool_calls", call_ids, file_search=bool(searching))
         return ModelTurnResult("incomplete" if incomplete else "message")
 
-    def _image_resolver(self, session: AsyncSession, run: RunRow) -> ImageResolver | None:
+    def _image_resolver(self, run: RunRow) -> ImageResolver | None:
         """image_file parts as data URLs: only the thread's project's image files."""
         storage = self._storage
         if storage is None:
             return None
 
         async def data_url(file_id: str) -> str | None:
-            file = await session.get(FileRow, file_id)
-            thread = await session.get(ThreadRow, run.thread_id)
+            async with self._sessions() as session:
+                file = await session.get(FileRow, file_id)
+                thread = await session.get(ThreadRow, run.thread_id)
             if (file is None or thread is None or file.project_id != thread.project_id
                     or not file.content_type.startswith("image/")
                     or file.bytes > MAX_IMAGE_BYTES):
@@ -207,7 +218,6 @@ class RunActivities:
             return f"data:{file.content_type};base64,{base64.b64encode(data).decode()}"
 
         return data_url
-
     async def _publish_run(self, run_id: str) -> None:
         async with self._sessions() as session:
             run = await session.get(RunRow, run_id)
@@ -215,16 +225,28 @@ class RunActivities:
             await self._events.publish(run_id, (f"thread.run.{run.status}", run_to_wire(run)))
 
     @staticmethod
-    async def _already_done(session: AsyncSession, run: RunRow,
-                            turn: int) -> ModelTurnResult | None:
+    def _already_done(steps: Sequence[Mapping[str, Any]], run: RunRow,
+                      turn: int) -> ModelTurnResult | None:
         """A retry after the turn's writes committed returns what was recorded."""
-        tools = await session.get(RunStepRow, run_writes.step_id(run.id, turn, "tools"))
-        if tools is not None and tools.step_details["tool_calls"]:
-            calls = tools.step_details["tool_calls"]
+        by_id = {step["id"]: step for step in steps}
+        tools = by_id.get(run_writes.step_id(run.id, turn, "tools"))
+        if tools is not None and tools["step_details"]["tool_calls"]:
+            calls = tools["step_details"]["tool_calls"]
             return ModelTurnResult("tool_calls",
                                    [c["id"] for c in calls if c["type"] == "function"],
                                    file_search=any(c["type"] == FILE_SEARCH for c in calls))
-        message = await session.get(RunStepRow, run_writes.step_id(run.id, turn, "message"))
-        if message is not None and message.status == "completed":
+        message = by_id.get(run_writes.step_id(run.id, turn, "message"))
+        if message is not None and message["status"] == "completed":
             return ModelTurnResult("incomplete" if run.status == "incomplete" else "message")
         return None
+
+
+def _message_events(message: Mapping[str, Any],
+                    step: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    return [(f"thread.message.{message['status']}", message_columns_to_wire(message)),
+            ("thread.run.step.completed", step_columns_to_wire(step))]
+
+
+def _attempt() -> int:
+    """This activity's attempt (called outside one, e.g. directly: take it as a retry)."""
+    return activity.info().attempt if activity.in_activity() else 2

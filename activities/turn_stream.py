@@ -15,11 +15,11 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from temporalio import activity
 
-from activities import run_writes
+from activities import run_writes, turn_writes
 from core.events import RunEvents
 from core.llm.types import Delta, TextDelta
-from core.tables import MessageRow, RunRow, RunStepRow
-from core.wire import message_to_wire, step_to_wire
+from core.tables import RunRow
+from core.wire import message_columns_to_wire, step_columns_to_wire
 
 
 class TurnStream:
@@ -73,39 +73,33 @@ class TurnStream:
             "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call]}}}))
 
     async def _open_message(self) -> None:
-        self._message_open = True
-        async with self._sessions() as session, session.begin():
-            first_attempt = await run_writes.open_message(session, self._run, self._turn)
-            step = await session.get(RunStepRow,
-                                     run_writes.step_id(self._run.id, self._turn, "message"))
-            message = await session.get(MessageRow, self._message_id)
-        if not first_attempt:
+        # One statement, no transaction: it sits between the model's first token and
+        # the client's.
+        async with run_writes.connect(self._sessions, transaction=False) as db:
+            created = await turn_writes.open_message(db, self._run, self._turn)
+        self._message_open = True  # the rows exist now
+        if created is None:  # an earlier attempt of this turn created them
             self._published = await self._events.published_text(self._run.id, self._message_id)
             return
-        assert step is not None and message is not None
+        step, message = step_columns_to_wire(created[0]), message_columns_to_wire(created[1])
         await self._events.publish(
             self._run.id,
-            ("thread.run.step.created", step_to_wire(step)),
-            ("thread.run.step.in_progress", step_to_wire(step)),
-            ("thread.message.created", message_to_wire(message)),
-            ("thread.message.in_progress", message_to_wire(message)),
+            ("thread.run.step.created", step),
+            ("thread.run.step.in_progress", step),
+            ("thread.message.created", message),
+            ("thread.message.in_progress", message),
         )
 
     async def _open_tools(self) -> None:
+        async with run_writes.connect(self._sessions, transaction=False) as db:
+            created = await turn_writes.open_tools(db, self._run, self._turn)
         self._tools_open = True
-        async with self._sessions() as session, session.begin():
-            first_attempt = await run_writes.insert_step(
-                session, self._run, self._turn, "tool_calls",
-                {"type": "tool_calls", "tool_calls": []})
-            step = await session.get(RunStepRow,
-                                     run_writes.step_id(self._run.id, self._turn, "tools"))
-        if not first_attempt:
+        if created is None:
             self._tools_replayed = True
             return
-        assert step is not None
-        await self._events.publish(self._run.id,
-                                   ("thread.run.step.created", step_to_wire(step)),
-                                   ("thread.run.step.in_progress", step_to_wire(step)))
+        step = step_columns_to_wire(created)
+        await self._events.publish(self._run.id, ("thread.run.step.created", step),
+                                   ("thread.run.step.in_progress", step))
 
     async def _publish_text(self) -> None:
         if self._diverged:

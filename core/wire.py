@@ -6,7 +6,8 @@ streamed object is byte-for-byte what a later GET returns.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from core.tables import MessageRow, RunRow, RunStepRow, ThreadRow
 
@@ -112,3 +113,30 @@ def step_to_wire(row: RunStepRow, include: list[str] | None = None) -> dict[str,
         "usage": row.usage,
         "metadata": row.metadata_,
     }
+
+
+# --- the same shapes from Core rows (e.g. `UPDATE ... RETURNING`), keyed by column name ---
+class _ByColumn:
+    """A row's values read as the model's attributes, so each wire shape above stays the
+    one definition; only `metadata_` (the column `metadata`) is named differently."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[Any, Any]) -> None:
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        return self._values["metadata" if name == "metadata_" else name]
+
+
+def message_columns_to_wire(values: Mapping[Any, Any]) -> dict[str, Any]:
+    return message_to_wire(cast(MessageRow, _ByColumn(values)))
+
+
+def run_columns_to_wire(values: Mapping[Any, Any]) -> dict[str, Any]:
+    return run_to_wire(cast(RunRow, _ByColumn(values)))
+
+
+def step_columns_to_wire(values: Mapping[Any, Any],
+                         include: list[str] | None = None) -> dict[str, Any]:
+    return step_to_wire(cast(RunStepRow, _ByColumn(values)), include)
