@@ -14,6 +14,8 @@ from temporalio.client import Client
 from api.auth import auth_required, authenticate, warn_if_open
 from api.body_limit import BodyLimitMiddleware, BodyTooLarge
 from api.errors import error_body, install_error_handlers
+from api.fast_lane import FastLaneMiddleware
+from api.fastdb import FastPool
 from api.metrics import MetricsMiddleware
 from api.metrics import router as metrics_router
 from api.routers import assistants, health, messages, runs, steps, threads
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None, bind_host: str | None = None,
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessions = create_sessionmaker(engine)
+        app.state.fastdb = FastPool(engine)  # the hot paths' raw connections
         app.state.redis = redis.from_url(settings.redis_url)
         app.state.events = RunEvents(app.state.redis)
         app.state.storage = ObjectStorage(settings)
@@ -65,6 +68,7 @@ def create_app(settings: Settings | None = None, bind_host: str | None = None,
             yield
         finally:
             await app.state.redis.aclose()
+            await app.state.fastdb.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -81,7 +85,9 @@ def create_app(settings: Settings | None = None, bind_host: str | None = None,
         return JSONResponse(error_body(str(exc.detail), code="request_too_large"),
                             status_code=413, headers={"Connection": "close"})
 
-    # Added first, so it runs inside the metrics middleware: 413s are counted too.
+    # Innermost: the polled reads it serves are timed and counted like any route.
+    app.add_middleware(FastLaneMiddleware)
+    # Added before the metrics middleware, so it runs inside it: 413s are counted too.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes,
                        max_upload_bytes=settings.max_file_bytes)
     app.add_middleware(MetricsMiddleware)

@@ -1,4 +1,8 @@
-"""Request-scoped dependencies; every client lives on `app.state` (owned by the lifespan)."""
+"""Request-scoped dependencies; every client lives on `app.state` (owned by the lifespan).
+
+All `async def`, even those that only read an attribute: FastAPI runs a plain `def`
+dependency in its thread pool, a thread hand-off per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from api.auth import authenticate
+from api.fastdb import FastPool
 from core.embeddings import Embedder, embedder_from_settings
 from core.events import RunEvents
 from core.settings import Settings
@@ -21,29 +26,34 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def _temporal(request: Request) -> Client:
+async def _temporal(request: Request) -> Client:
     client: Client = request.app.state.temporal
     return client
 
 
-def _events(request: Request) -> RunEvents:
+async def _events(request: Request) -> RunEvents:
     events: RunEvents = request.app.state.events
     return events
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _storage(request: Request) -> ObjectStorage:
+async def _storage(request: Request) -> ObjectStorage:
     storage: ObjectStorage = request.app.state.storage
     return storage
 
 
-def _embedder(request: Request) -> Embedder | None:
+async def _embedder(request: Request) -> Embedder | None:
     # Derived from settings (it holds no connection), so the lifespan needs no change.
     return embedder_from_settings(request.app.state.settings)
+
+
+async def _fastdb(request: Request) -> FastPool:
+    pool: FastPool = request.app.state.fastdb
+    return pool
 
 
 SessionDep = Annotated[AsyncSession, Depends(_session)]
@@ -52,6 +62,7 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 EventsDep = Annotated[RunEvents, Depends(_events)]
 StorageDep = Annotated[ObjectStorage, Depends(_storage)]
 EmbedderDep = Annotated[Embedder | None, Depends(_embedder)]
+FastDbDep = Annotated[FastPool, Depends(_fastdb)]
 # The caller's project. The routers are included with `authenticate` as a dependency
 # (api/app.py); naming it again here reuses that call's cached result.
 ProjectDep = Annotated[str, Depends(authenticate)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -155,6 +156,43 @@ def _response(error: ApiError) -> JSONResponse:
     )
 
 
+def _driver_error(exc: Exception) -> BaseException | None:
+    """psycopg's exception: SQLAlchemy's wraps it (`orig`), the raw connections raise it."""
+    return exc.orig if isinstance(exc, DBAPIError) else exc
+
+
+def database_down(exc: Exception) -> JSONResponse:
+    logger.warning("database unavailable: %s", type(_driver_error(exc)).__name__)
+    return _response(ApiError(503, "The server is temporarily unavailable; retry shortly.",
+                              type="server_error", code="service_unavailable"))
+
+
+def unstorable_value(exc: Exception) -> JSONResponse:
+    # SQLSTATE class 22 ("data exception"): a value from the request that Postgres
+    # cannot take, most often a NUL character (text and jsonb refuse \u0000), which
+    # passes every schema check. A client error, not a 500.
+    orig = _driver_error(exc)
+    detail = str(orig).splitlines()[0] if orig is not None else ""
+    logger.info("request value refused by the database: %s", detail)
+    if "NUL" in detail or "Unicode escape" in detail:  # text / jsonb
+        message = "Invalid value: strings must not contain NUL (\\u0000) characters."
+    else:
+        message = f"Invalid value: {detail or 'the database refused a value'}."
+    return _response(invalid(message, code="invalid_value"))
+
+
+def handled_response(exc: Exception) -> JSONResponse | None:
+    """The response the app's handlers give `exc`, or None for an unexpected error: for
+    code that runs outside FastAPI's exception middleware (api/fast_lane.py)."""
+    if isinstance(exc, ApiError):
+        return _response(exc)
+    if isinstance(exc, OperationalError | psycopg.OperationalError):
+        return database_down(exc)
+    if isinstance(exc, DataError | psycopg.DataError):
+        return unstorable_value(exc)
+    return None
+
+
 _STATUS_MESSAGES = {
     404: ("Invalid URL ({method} {path}).", "invalid_request_error"),
     405: ("Method {method} is not allowed for {path}.", "invalid_request_error"),
@@ -182,28 +220,19 @@ def install_error_handlers(app: FastAPI) -> None:
                                   headers=getattr(exc, "headers", None)))
 
     @app.exception_handler(OperationalError)
-    async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
-        logger.warning("database unavailable: %s", type(exc.orig).__name__)
-        return _response(ApiError(503, "The server is temporarily unavailable; retry shortly.",
-                                  type="server_error", code="service_unavailable"))
+    @app.exception_handler(psycopg.OperationalError)  # the raw connections (api/fastdb.py)
+    async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+        return database_down(exc)
 
     @app.exception_handler(DataError)
-    async def _unstorable_value(_: Request, exc: DataError) -> JSONResponse:
-        # SQLSTATE class 22 ("data exception"): a value from the request that Postgres
-        # cannot take, most often a NUL character (text and jsonb refuse \u0000), which
-        # passes every schema check. A client error, not a 500.
-        detail = str(exc.orig).splitlines()[0] if exc.orig is not None else ""
-        logger.info("request value refused by the database: %s", detail)
-        if "NUL" in detail or "Unicode escape" in detail:  # text / jsonb
-            message = "Invalid value: strings must not contain NUL (\\u0000) characters."
-        else:
-            message = f"Invalid value: {detail or 'the database refused a value'}."
-        return _response(invalid(message, code="invalid_value"))
+    @app.exception_handler(psycopg.DataError)
+    async def _unstorable_value(_: Request, exc: Exception) -> JSONResponse:
+        return unstorable_value(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-            return await _database_down(request, OperationalError("", {}, exc))
+            return database_down(OperationalError("", {}, exc))
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return _response(ApiError(500, "The server had an error while processing your request.",
                                   type="server_error"))

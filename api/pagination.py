@@ -22,7 +22,7 @@ class ListParams:
     before: str | None
 
 
-def _list_params(
+async def _list_params(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Annotated[Literal["asc", "desc"], Query()] = "desc",
     after: Annotated[str | None, Query()] = None,
@@ -31,6 +31,7 @@ def _list_params(
     return ListParams(limit=limit, order=order, after=after, before=before)
 
 
+# async: FastAPI runs a plain `def` dependency in its thread pool.
 ListQuery = Annotated[ListParams, Depends(_list_params)]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Protocol
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
@@ -10,7 +11,6 @@ from temporalio.service import RPCError
 
 from api.errors import ApiError, invalid
 from core.settings import Settings
-from core.tables import RunRow
 from workflows.run import AssistantRunWorkflow
 from workflows.types import RetrySettings, RunInput, SubmitToolOutputs, ToolOutput
 
@@ -26,7 +26,16 @@ def _retry_settings(settings: Settings) -> RetrySettings:
     )
 
 
-async def start_run(client: Client, settings: Settings, run: RunRow) -> None:
+class RunKeys(Protocol):
+    """What starting a run's workflow needs: a RunRow, or api/rows.py's plain row."""
+
+    id: str
+    thread_id: str
+    assistant_id: str
+    expires_at: int | None
+
+
+async def start_run(client: Client, settings: Settings, run: RunKeys) -> None:
     assert run.expires_at is not None
     search_attributes = None
     if settings.temporal_search_attributes:

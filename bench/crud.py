@@ -1,11 +1,19 @@
-"""Read throughput of one API process: retrieve run and list messages (20 items).
+"""Throughput and API CPU per request of one API process: reads and run creation.
 
-    python -m bench.crud [--seconds 10] [--concurrency 16] [--profile]
+    python -m bench.crud [--seconds 10] [--concurrency 16] [--creates 200] [--profile]
 
-A bounded-concurrency httpx client hammers each endpoint for `--seconds`. The same client
-against a bare Starlette route (the fake LLM's GET /v1/models, its own uvicorn process) is
-the floor: what this client and uvicorn manage on this machine with no application work.
-The load generator shares the 2 cores with the server, so both numbers are lower bounds.
+A bounded-concurrency httpx client hammers retrieve run and list messages (20 items) for
+`--seconds` each. The same client against a bare Starlette route (the fake LLM's GET
+/v1/models, its own uvicorn process) is the floor: what this client and uvicorn manage on
+this machine with no application work. Then `--creates` runs are created each way (POST
+/threads/runs with one message, and POST /threads/{id}/runs on idle threads made
+beforehand, as bench/throughput.py does); the worker starts running them meanwhile.
+
+The load generator shares the 2 cores with the server, so req/s and latency are lower
+bounds that move with anything else running on the machine. "API CPU per request" (user +
+system CPU time of the API process over the measured window, divided by the requests
+served; for the floor, the bare Starlette process's) does not depend on how the cores were
+shared, so it is the number to compare between versions.
 """
 
 from __future__ import annotations
@@ -13,8 +21,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
+import psutil
 
 from bench.harness import (
     RESULTS,
@@ -31,6 +42,13 @@ from bench.harness import (
     start_profile,
     summary_ms,
 )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time used so far by a process (children included)."""
+    process = psutil.Process(pid)
+    return sum(t.user + t.system for t in
+               (p.cpu_times() for p in [process, *process.children(recursive=True)]))
 
 
 async def hammer(base_url: str, url: str, seconds: float,
@@ -56,7 +74,57 @@ async def hammer(base_url: str, url: str, seconds: float,
     return len(latencies) / (time.perf_counter() - started), latencies, errors
 
 
-async def measure(stack: BenchStack, seconds: float, concurrency: int, profile: bool) -> Report:
+async def burst(base_url: str, bodies: list[tuple[str, Any]],
+                concurrency: int) -> tuple[float, list[float], int]:
+    """(requests/s, latencies, errors) POSTing each (url, body) once, `concurrency` at a time."""
+    latencies: list[float] = []
+    errors = 0
+    queue = iter(bodies)
+
+    async def loop() -> None:
+        nonlocal errors
+        async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(60.0)) as http:
+            for url, body in queue:
+                started = time.perf_counter()
+                response = await http.post(url, json=body)
+                latencies.append(time.perf_counter() - started)
+                if response.status_code != 200:
+                    errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop() for _ in range(concurrency)))
+    return len(latencies) / (time.perf_counter() - started), latencies, errors
+
+
+def profile_name(name: str) -> str:
+    """bench/results/<this>.collapsed.txt for an endpoint's py-spy profile."""
+    short = {"retrieve run": "retrieve", "list messages (20)": "list"}
+    return "crud-" + short.get(name, "-".join(name.split()))
+
+
+async def measured(stack: BenchStack, name: str, profile: bool,
+                   work: Callable[[], Awaitable[tuple[float, list[float], int]]],
+                   ) -> dict[str, Any]:
+    """Run `work`, py-spying the API if asked; its numbers plus the serving process's CPU
+    ms per request (the API's; for the floor, the bare Starlette app's)."""
+    floor = name.startswith("floor")
+    spy = None
+    if profile and not floor:
+        # Stopped (SIGINT) when `work` ends; the duration is only a backstop.
+        spy = start_profile(stack.api, profile_name(name), 600)
+    pid = stack.llm.pid if floor else stack.api.pid
+    cpu_before = cpu_seconds(pid)
+    rate, latencies, errors = await work()
+    cpu = cpu_seconds(pid) - cpu_before
+    if spy is not None:
+        spy.stop(60)
+    return {"rps": round(rate, 1), "errors": errors,
+            "cpu_ms_per_request": round(cpu * 1000 / max(1, len(latencies)), 3),
+            **summary_ms(latencies)}
+
+
+async def measure(stack: BenchStack, seconds: float, concurrency: int, creates: int,
+                  profile: bool) -> Report:
     report = Report("crud")
     async with api_client(stack, connections=concurrency) as http:
         assistant = await create_assistant(http)
@@ -75,14 +143,26 @@ async def measure(stack: BenchStack, seconds: float, concurrency: int, profile: 
         results = {}
         for name, url in targets.items():
             await hammer(stack.api_url, url, 1.0, concurrency)  # warm up connections and caches
-            spy = None
-            if profile and not name.startswith("floor"):
-                spy = start_profile(stack.api, "crud-" + name.split()[0], seconds)
             log(f"{name}: {seconds:.0f}s at concurrency {concurrency} ...")
-            rate, latencies, errors = await hammer(stack.api_url, url, seconds, concurrency)
-            if spy is not None:
-                spy.process.wait(60)
-            results[name] = {"rps": round(rate, 1), "errors": errors, **summary_ms(latencies)}
+            results[name] = await measured(
+                stack, name, profile,
+                lambda url=url: hammer(stack.api_url, url, seconds, concurrency))
+        if creates:
+            # Idle threads for POST /threads/{id}/runs, made before its window opens.
+            threads = [await create_thread(http, f"[[reply:answer {i}]]") for i in range(creates)]
+            posts: dict[str, list[tuple[str, Any]]] = {
+                "create thread and run": [("/threads/runs", {
+                    "assistant_id": assistant, "thread": {"messages": [
+                        {"role": "user", "content": f"[[reply:answer {i}]]"}]}})
+                    for i in range(creates)],
+                "create run": [(f"/threads/{t}/runs", {"assistant_id": assistant})
+                               for t in threads],
+            }
+            for name, bodies in posts.items():
+                log(f"{name}: {creates} requests at concurrency {concurrency} ...")
+                results[name] = await measured(
+                    stack, name, profile,
+                    lambda bodies=bodies: burst(stack.api_url, bodies, concurrency))
     floor = results["floor: bare Starlette GET"]
     for name, result in results.items():
         target = ">= 1000" if name == "retrieve run" else ""
@@ -91,9 +171,13 @@ async def measure(stack: BenchStack, seconds: float, concurrency: int, profile: 
         report.add(f"{name}: requests/s", result["rps"], "req/s", target, compared)
         report.add(f"{name}: p50 / p95", result["p50"], "ms", "",
                    f"p95 {result['p95']} ms, concurrency {concurrency}, {result['errors']} errors")
-    report.details = {"results": results, "seconds": seconds, "concurrency": concurrency}
+        report.add(f"{name}: {'server' if name.startswith('floor') else 'API'} CPU per request",
+                   result["cpu_ms_per_request"], "ms", "",
+                   "user+system CPU of the serving process / requests in the window")
+    report.details = {"results": results, "seconds": seconds, "concurrency": concurrency,
+                      "creates": creates}
     if profile:
-        for name in ("crud-retrieve", "crud-list"):
+        for name in (profile_name(n) for n in results if not n.startswith("floor")):
             summary = profile_summary(RESULTS / f"{name}.collapsed.txt")
             report.details[f"profile_{name}"] = summary
             print_profile(name, summary)
@@ -104,10 +188,13 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--creates", type=int, default=200,
+                        help="runs to create each way (0: reads only)")
     parser.add_argument("--profile", action="store_true", help="py-spy the API")
     args = parser.parse_args()
     async with bench_stack(warmup_runs=2) as stack:
-        report = await measure(stack, args.seconds, args.concurrency, args.profile)
+        report = await measure(stack, args.seconds, args.concurrency, args.creates,
+                               args.profile)
     report.finish()
 
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from sqlmodel import col
+from fastapi import APIRouter, Query, Response
 
-from api import attachments, ingestion
-from api.deps import ProjectDep, SessionDep, SettingsDep, TemporalDep
+from api import attachments, fast_reads, ingestion
+from api.deps import FastDbDep, ProjectDep, SessionDep, SettingsDep, TemporalDep
 from api.ids import MessageId, ThreadId
 from api.lookups import ensure_thread_idle, load_message, load_thread
-from api.pagination import ListQuery, paginate
+from api.pagination import ListQuery
 from api.schemas.common import Deleted, ListResponse
 from api.schemas.messages import (
     CreateMessage,
@@ -28,18 +27,23 @@ from core.wire import message_to_wire
 router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"])
 
 
+def new_message_values(thread_id: str, body: CreateMessage, created_at: int) -> dict[str, Any]:
+    """A new message's columns: for `MessageRow(**...)`, or api/rows.py's `new_row`."""
+    return {
+        "id": ids.new_id(ids.MESSAGE),
+        "thread_id": thread_id,
+        "created_at": created_at,
+        "role": body.role,
+        "content": content_to_wire(body.content),
+        "status": "completed",
+        "completed_at": created_at,
+        "attachments": attachments_to_wire(body.attachments),
+        "metadata_": body.metadata or {},
+    }
+
+
 def new_message_row(thread_id: str, body: CreateMessage, created_at: int) -> MessageRow:
-    return MessageRow(
-        id=ids.new_id(ids.MESSAGE),
-        thread_id=thread_id,
-        created_at=created_at,
-        role=body.role,
-        content=content_to_wire(body.content),
-        status="completed",
-        completed_at=created_at,
-        attachments=attachments_to_wire(body.attachments),
-        metadata_=body.metadata or {},
-    )
+    return MessageRow(**new_message_values(thread_id, body, created_at))
 
 
 @router.post("", response_model=MessageObject)
@@ -57,26 +61,24 @@ async def create_message(
     return message_to_wire(row)
 
 
+# The two reads below answer with pre-serialized JSON from one SQL statement.
+# api/fast_lane.py serves them too, before FastAPI's routing.
 @router.get("", response_model=ListResponse[MessageObject])
 async def list_messages(
     thread_id: ThreadId,
     params: ListQuery,
-    session: SessionDep,
+    pool: FastDbDep,
     project: ProjectDep,
     run_id: Annotated[str | None, Query()] = None,
-) -> dict[str, Any]:
-    await load_thread(session, project, thread_id)
-    filters = [col(MessageRow.thread_id) == thread_id]
-    if run_id is not None:
-        filters.append(col(MessageRow.run_id) == run_id)
-    return await paginate(session, MessageRow, params, message_to_wire, *filters)
+) -> Response:
+    return await fast_reads.messages_response(pool, project, thread_id, params, run_id)
 
 
 @router.get("/{message_id}", response_model=MessageObject)
 async def retrieve_message(
-    thread_id: ThreadId, message_id: MessageId, session: SessionDep, project: ProjectDep
-) -> dict[str, Any]:
-    return message_to_wire(await load_message(session, project, thread_id, message_id))
+    thread_id: ThreadId, message_id: MessageId, pool: FastDbDep, project: ProjectDep
+) -> Response:
+    return await fast_reads.message_response(pool, project, thread_id, message_id)
 
 
 @router.post("/{message_id}", response_model=MessageObject)

@@ -13,21 +13,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from api import attachments, ingestion
-from api.deps import EventsDep, ProjectDep, SessionDep, SettingsDep, TemporalDep
-from api.errors import ApiError, invalid
+from api import attachments, fast_reads, ingestion, run_create
+from api.deps import EventsDep, FastDbDep, ProjectDep, SessionDep, SettingsDep, TemporalDep
+from api.errors import invalid
 from api.ids import RunId, ThreadId
 from api.lookups import ensure_thread_idle, load_assistant, load_run, load_thread
-from api.pagination import ListQuery, paginate
+from api.pagination import ListQuery
 from api.routers.messages import new_message_row
 from api.routers.threads import insert_thread
-from api.run_engine import cancel_run, start_run, submit_tool_outputs
-from api.schemas.common import (
-    ListResponse,
-    response_format_to_wire,
-    tool_resources_to_wire,
-    tools_to_wire,
-)
+from api.run_create import new_run_values
+from api.run_engine import cancel_run, submit_tool_outputs
+from api.schemas.common import ListResponse, tool_resources_to_wire
 from api.schemas.runs import (
     CreateRun,
     CreateThreadAndRun,
@@ -38,51 +34,21 @@ from api.schemas.runs import (
 )
 from api.schemas.threads import CreateThread
 from api.streaming import relay, sse_response
-from core import ids
+from api.wire_json import json_response, ordered
 from core.events import RunEvents
 from core.settings import Settings
-from core.tables import ACTIVE_RUN_STATUSES, AssistantRow, RunRow
+from core.tables import AssistantRow, RunRow, ThreadRow
 from core.wire import run_to_wire, thread_to_wire
 from workflows.types import ToolOutput
 
 router = APIRouter(tags=["runs"])
 
-# Clients poll active runs; a short hint keeps the SDK's `create_and_poll` snappy.
-POLL_AFTER_MS = "100"
 _STREAM_ID = re.compile(r"\d+-\d+")
 
 
 def _new_run_row(thread_id: str, assistant: AssistantRow, body: RunOptions,
                  settings: Settings, extra_instructions: str | None) -> RunRow:
-    now = int(time.time())
-    instructions = body.instructions if body.instructions is not None else assistant.instructions
-    if extra_instructions:
-        instructions = (f"{instructions}\n{extra_instructions}" if instructions
-                        else extra_instructions)
-    given = body.model_fields_set
-    return RunRow(
-        id=ids.new_id(ids.RUN),
-        thread_id=thread_id,
-        assistant_id=assistant.id,
-        created_at=now,
-        status="queued",
-        model=body.model or assistant.model,
-        instructions=instructions,
-        tools=tools_to_wire(body.tools) if body.tools is not None else assistant.tools,
-        metadata_=body.metadata or {},
-        expires_at=now + settings.run_expiry_seconds,
-        temperature=body.temperature if "temperature" in given else assistant.temperature,
-        top_p=body.top_p if "top_p" in given else assistant.top_p,
-        max_prompt_tokens=body.max_prompt_tokens,
-        max_completion_tokens=body.max_completion_tokens,
-        truncation_strategy=(body.truncation_strategy.model_dump() if body.truncation_strategy
-                             else {"type": "auto", "last_messages": None}),
-        tool_choice=(body.tool_choice if isinstance(body.tool_choice, str | None)
-                     else body.tool_choice.model_dump()) or "auto",
-        parallel_tool_calls=body.parallel_tool_calls,
-        response_format=(response_format_to_wire(body.response_format)
-                         or assistant.response_format or "auto"),
-    )
+    return RunRow(**new_run_values(thread_id, assistant, body, settings, extra_instructions))
 
 
 async def _commit_run(session: AsyncSession, run: RunRow) -> None:
@@ -96,34 +62,16 @@ async def _commit_run(session: AsyncSession, run: RunRow) -> None:
         raise
 
 
-async def _launch(session: AsyncSession, temporal: TemporalDep, settings: Settings,
-                  events: RunEvents, run: RunRow, first: list[tuple[str, Any]]) -> None:
-    """Announce the run on its event stream (before any worker can), then start it."""
-    wire = run_to_wire(run)
-    await events.publish(run.id, *first, ("thread.run.created", wire), ("thread.run.queued", wire))
-    try:
-        await start_run(temporal, settings, run)
-    except Exception as error:
-        # The row exists but no workflow will ever move it: end it visibly.
-        run.status, run.failed_at, run.expires_at = "failed", int(time.time()), None
-        run.last_error = {"code": "server_error", "message": "The run could not be started."}
-        session.add(run)
-        await session.commit()
-        raise ApiError(503, "The run engine is unavailable; retry shortly.", type="server_error",
-                       code="service_unavailable") from error
-
-
-def _respond(events: RunEvents, run: RunRow, stream: bool | None, request: Request) -> Any:
+def _respond(events: RunEvents, run: Any, stream: bool | None, request: Request) -> Response:
     """JSON, or (`"stream": true` in the body, whatever Accept says) the run's events."""
     if stream:
         return sse_response(relay(events, run.id, "0-0", request))
-    return run_to_wire(run)
+    return json_response(ordered(RunObject, run_to_wire(run)))
 
 
-@router.post("/threads/{thread_id}/runs", response_model=RunObject)
-async def create_run(thread_id: ThreadId, body: CreateRun, session: SessionDep,
-                     temporal: TemporalDep, settings: SettingsDep, events: EventsDep,
-                     request: Request, project: ProjectDep) -> Any:
+async def _run_with_files(session: AsyncSession, temporal: TemporalDep, settings: Settings,
+                          project: str, thread_id: str, body: CreateRun) -> RunRow:
+    """create_run through the ORM, for messages whose files go to the thread's vector store."""
     thread = await load_thread(session, project, thread_id, lock=True)
     await ensure_thread_idle(session, thread_id)
     assistant = await load_assistant(session, project, body.assistant_id)
@@ -135,14 +83,13 @@ async def create_run(thread_id: ThreadId, body: CreateRun, session: SessionDep,
     run = _new_run_row(thread_id, assistant, body, settings, body.additional_instructions)
     await _commit_run(session, run)
     await ingestion.start(session, temporal, settings, ingesting)
-    await _launch(session, temporal, settings, events, run, [])
-    return _respond(events, run, body.stream, request)
+    return run
 
 
-@router.post("/threads/runs", response_model=RunObject)
-async def create_thread_and_run(body: CreateThreadAndRun, session: SessionDep,
-                                temporal: TemporalDep, settings: SettingsDep, events: EventsDep,
-                                request: Request, project: ProjectDep) -> Any:
+async def _thread_and_run_with_files(session: AsyncSession, temporal: TemporalDep,
+                                     settings: Settings, project: str,
+                                     body: CreateThreadAndRun) -> tuple[ThreadRow, RunRow]:
+    """create_thread_and_run through the ORM, for messages with file_search attachments."""
     assistant = await load_assistant(session, project, body.assistant_id)
     thread_body = body.thread or CreateThread()
     thread = await insert_thread(session, project, thread_body)
@@ -151,26 +98,54 @@ async def create_thread_and_run(body: CreateThreadAndRun, session: SessionDep,
     run.tool_resources = tool_resources_to_wire(body.tool_resources)
     await _commit_run(session, run)
     await ingestion.start(session, temporal, settings, ingesting)
-    await _launch(session, temporal, settings, events, run,
-                  [("thread.created", thread_to_wire(thread))])
+    return thread, run
+
+
+# Run creation takes two SQL statements (api/run_create.py) unless a message attaches
+# files for file_search, which needs the ORM's vector-store handling.
+@router.post("/threads/{thread_id}/runs", response_model=RunObject)
+async def create_run(thread_id: ThreadId, body: CreateRun, pool: FastDbDep,
+                     temporal: TemporalDep, settings: SettingsDep, events: EventsDep,
+                     request: Request, project: ProjectDep) -> Response:
+    run: Any
+    if attachments.file_search_file_ids(body.additional_messages or []):
+        async with request.app.state.sessions() as session:
+            run = await _run_with_files(session, temporal, settings, project, thread_id, body)
+    else:
+        run = await run_create.create_run(pool, project, thread_id, body, settings)
+    await run_create.launch(pool, temporal, settings, events, run, [])
     return _respond(events, run, body.stream, request)
 
 
+@router.post("/threads/runs", response_model=RunObject)
+async def create_thread_and_run(body: CreateThreadAndRun, pool: FastDbDep,
+                                temporal: TemporalDep, settings: SettingsDep, events: EventsDep,
+                                request: Request, project: ProjectDep) -> Response:
+    thread: Any
+    run: Any
+    if attachments.file_search_file_ids(body.thread.messages if body.thread else []):
+        async with request.app.state.sessions() as session:
+            thread, run = await _thread_and_run_with_files(session, temporal, settings,
+                                                           project, body)
+    else:
+        thread, run = await run_create.create_thread_and_run(pool, project, body, settings)
+    await run_create.launch(pool, temporal, settings, events, run,
+                            [("thread.created", thread_to_wire(thread))])
+    return _respond(events, run, body.stream, request)
+
+
+# The two reads below answer with pre-serialized JSON from one SQL statement; clients
+# poll them. api/fast_lane.py serves them too, before FastAPI's routing.
 @router.get("/threads/{thread_id}/runs", response_model=ListResponse[RunObject])
-async def list_runs(thread_id: ThreadId, params: ListQuery, session: SessionDep,
-                    project: ProjectDep) -> dict[str, Any]:
-    await load_thread(session, project, thread_id)
-    return await paginate(session, RunRow, params, run_to_wire,
-                          col(RunRow.thread_id) == thread_id)
+async def list_runs(thread_id: ThreadId, params: ListQuery, pool: FastDbDep,
+                    project: ProjectDep) -> Response:
+    return await fast_reads.runs_response(pool, project, thread_id, params)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}", response_model=RunObject)
-async def retrieve_run(thread_id: ThreadId, run_id: RunId, session: SessionDep,
-                       response: Response, project: ProjectDep) -> dict[str, Any]:
-    run = await load_run(session, project, thread_id, run_id)
-    if run.status in ACTIVE_RUN_STATUSES:
-        response.headers["openai-poll-after-ms"] = POLL_AFTER_MS
-    return run_to_wire(run)
+async def retrieve_run(thread_id: ThreadId, run_id: RunId, pool: FastDbDep,
+                       project: ProjectDep) -> Response:
+    return await fast_reads.run_response(pool, project, thread_id, run_id)
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}", response_model=RunObject)

@@ -22,16 +22,21 @@ from core.wire import thread_to_wire
 router = APIRouter(prefix="/threads", tags=["threads"])
 
 
+def new_thread_values(project: str, body: CreateThread, created_at: int) -> dict[str, Any]:
+    """A new thread's columns: for `ThreadRow(**...)`, or api/rows.py's `new_row`."""
+    return {
+        "id": ids.new_id(ids.THREAD),
+        "project_id": project,
+        "created_at": created_at,
+        "tool_resources": tool_resources_to_wire(body.tool_resources),
+        "metadata_": body.metadata or {},
+    }
+
+
 async def insert_thread(session: AsyncSession, project: str, body: CreateThread) -> ThreadRow:
     """Add a thread and its initial messages to the session (the caller commits)."""
     now = int(time.time())
-    thread = ThreadRow(
-        id=ids.new_id(ids.THREAD),
-        project_id=project,
-        created_at=now,
-        tool_resources=tool_resources_to_wire(body.tool_resources),
-        metadata_=body.metadata or {},
-    )
+    thread = ThreadRow(**new_thread_values(project, body, now))
     session.add(thread)
     await session.flush()  # the messages' foreign key needs the thread row first
     for message in body.messages:
