@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import httpx
 import redis.asyncio as redis
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.file_search import FileSearchActivities
@@ -34,6 +34,18 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def workflow_runner(sandboxed: bool) -> WorkflowRunner:
+    """Temporal's sandbox (WORKFLOW_SANDBOX=true) or none. The sandbox re-imports each
+    workflow's modules for every new run; it is kept for CI's replay test, which runs real
+    histories through it (tests/test_workflow_replay.py)."""
+    if not sandboxed:
+        return UnsandboxedWorkflowRunner()
+    # Our dataclass modules are deterministic: shared, not re-imported per run.
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default
+                                   .with_passthrough_modules("workflows.types",
+                                                             "workflows.ingest_types"))
+
+
 def build_worker(client: Client, settings: Settings, activities: RunActivities,
                  ingest: IngestActivities, file_search: FileSearchActivities) -> Worker:
     # Runs and vector-store ingestion share the task queue (and the worker).
@@ -41,11 +53,7 @@ def build_worker(client: Client, settings: Settings, activities: RunActivities,
         client,
         task_queue=settings.temporal_task_queue,
         workflows=[AssistantRunWorkflow, IngestFileWorkflow],
-        # The sandbox re-imports a workflow's modules for every run; our dataclass
-        # modules are deterministic, so sharing them saves ~20% of worker CPU per run.
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(
-                "workflows.types", "workflows.ingest_types")),
+        workflow_runner=workflow_runner(settings.workflow_sandbox),
         activities=[activities.finish_run,
                     activities.record_tool_outputs, activities.model_turn,
                     file_search.file_search, ingest.ingest_file, ingest.fail_ingest],
@@ -57,6 +65,25 @@ def build_worker(client: Client, settings: Settings, activities: RunActivities,
         max_heartbeat_throttle_interval=timedelta(seconds=1),
         interceptors=[ActivityMetricsInterceptor()],
     )
+
+
+async def _connect(settings: Settings, tracer_provider: TracerProvider | None,
+                   patience_seconds: float = 60.0) -> Client:
+    """Temporal's frontend accepts connections a moment before it is healthy ("Frontend is
+    not healthy yet"), e.g. right after `assistants up` starts it or while a cluster
+    restarts: keep trying for a while instead of exiting."""
+    deadline = asyncio.get_running_loop().time() + patience_seconds
+    while True:
+        try:
+            return await Client.connect(settings.temporal_address,
+                                        namespace=settings.temporal_namespace,
+                                        interceptors=temporal_interceptors(tracer_provider))
+        except RuntimeError as error:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            logger.warning("Temporal at %s is not ready (%s); retrying",
+                           settings.temporal_address, error)
+            await asyncio.sleep(0.5)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None,
@@ -72,9 +99,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None,
                                    RunEvents(redis_client), provider.context_window, storage)
         # With tracing on, the client's TracingInterceptor also traces the worker's
         # workflows and activities, continuing the trace the API started.
-        client = await Client.connect(settings.temporal_address,
-                                      namespace=settings.temporal_namespace,
-                                      interceptors=temporal_interceptors(tracer_provider))
+        client = await _connect(settings, tracer_provider)
         sessions = create_sessionmaker(engine)
         embedder = embedder_from_settings(settings)
         ingest = IngestActivities(sessions, storage, embedder)

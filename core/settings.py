@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     # Register-free by default: external clusters may not have our search
     # attributes; the embedded dev server does (the launcher turns this on).
     temporal_search_attributes: bool = False
+    # Run workflows inside Temporal's sandbox. Off by default: the sandbox re-creates each
+    # workflow's module state per run (measured: a sixth of the worker's CPU per run), and
+    # the test suite replays real run histories through the sandbox instead
+    # (tests/test_workflow_replay.py), so workflow code that is not sandbox-safe fails CI.
+    workflow_sandbox: bool = False
     # Port of the worker's Prometheus /metrics endpoint; 0 (the default) serves none.
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)
     # Uploads larger than this are refused with a 400 (OpenAI allows 512 MB;

