@@ -88,7 +88,7 @@ async def _connect(settings: Settings, tracer_provider: TracerProvider | None,
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None,
                      tracer_provider: TracerProvider | None = None) -> None:
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pre_ping=False)
     # Provider retries are off (httpx does not retry); Temporal owns retries.
     timeout = httpx.Timeout(settings.llm_timeout_seconds, connect=10.0)
     async with httpx.AsyncClient(timeout=timeout) as http:

@@ -13,11 +13,15 @@ from sqlalchemy.ext.asyncio import (
 )
 
 
-def create_engine(database_url: str, pool_size: int = 10) -> AsyncEngine:
-    # pool_pre_ping: an API that outlives a database restart recovers on the
-    # next request instead of failing once per pooled connection.
+def create_engine(database_url: str, pool_size: int = 10,
+                  pre_ping: bool = True) -> AsyncEngine:
+    """pre_ping: an API that outlives a database restart recovers on the next request
+    instead of failing once per pooled connection. The worker turns it off: the ping is a
+    round trip per checkout (half of a text turn's), and an activity that meets a dead
+    connection fails, is retried by Temporal and finds the pool already replaced
+    (SQLAlchemy invalidates the whole pool on a disconnect)."""
     return create_async_engine(
-        database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping
     )
 
 

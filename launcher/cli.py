@@ -7,6 +7,7 @@ import asyncio
 import signal
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType
@@ -66,7 +67,18 @@ def cmd_worker(_: argparse.Namespace) -> None:
     settings = get_settings()
     _require(settings)
     tracer_provider = configure_tracing(WORKER_SERVICE_NAME)  # OTEL_EXPORTER_OTLP_ENDPOINT
-    asyncio.run(run_worker(settings, tracer_provider=tracer_provider))
+    with asyncio.Runner(loop_factory=_fast_event_loop()) as runner:
+        runner.run(run_worker(settings, tracer_provider=tracer_provider))
+
+
+def _fast_event_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (uvicorn[standard] brings it; the API already runs on it): the
+    worker's event loop and selector were a quarter of its CPU per run on asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # e.g. Windows: asyncio's own loop
+        return None
+    return uvloop.new_event_loop
 
 
 def cmd_migrate(_: argparse.Namespace) -> None:
