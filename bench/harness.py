@@ -336,6 +336,20 @@ class Row:
         return f"{value} {self.unit}".strip()
 
 
+def cpu_probe_ms(iterations: int = 2_000_000) -> float:
+    """Milliseconds for a fixed pure-Python loop, best of 3. The 2-core VMs these numbers
+    come from change speed with their neighbours (a 10M-iteration loop took 0.9 to 1.8 s
+    within minutes on 2026-11-26), so every report says how fast the machine was."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(iterations):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
+
+
 @dataclass
 class Report:
     name: str
@@ -343,6 +357,7 @@ class Report:
     details: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     load_before: tuple[float, float, float] = field(default_factory=os.getloadavg)
+    cpu_probe_before: float = field(default_factory=cpu_probe_ms)
 
     def add(self, metric: str, result: float, unit: str, target: str = "",
             compared_to: str = "") -> Row:
@@ -357,6 +372,7 @@ class Report:
 
     def finish(self) -> Path:
         cores = os.cpu_count() or 0
+        cpu_probe_after = cpu_probe_ms()
         headers = ("metric", "result", "target", "met", "compared to")
         table = [(r.metric, r.shown(), f"{r.target} {r.unit}" if r.target else "",
                   "" if r.ok is None else ("yes" if r.ok else "NO"), r.compared_to)
@@ -364,7 +380,8 @@ class Report:
         widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(headers)]
         print()
         print(f"== {self.name}  ({cores} cores, load avg before {self.load_before[0]:.2f}, "
-              f"after {os.getloadavg()[0]:.2f})")
+              f"after {os.getloadavg()[0]:.2f}; CPU probe {self.cpu_probe_before:.0f} ms "
+              f"before, {cpu_probe_after:.0f} after: lower is a faster machine)")
         print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
         print("  ".join("-" * w for w in widths))
         for t in table:
@@ -377,7 +394,9 @@ class Report:
             "duration_seconds": round(time.time() - self.started, 1),
             "machine": {"cores": cores, "platform": platform.platform(),
                         "python": platform.python_version(),
-                        "load_avg_before": self.load_before, "load_avg_after": os.getloadavg()},
+                        "load_avg_before": self.load_before, "load_avg_after": os.getloadavg(),
+                        "cpu_probe_ms_before": self.cpu_probe_before,
+                        "cpu_probe_ms_after": cpu_probe_after},
             "git": _git_rev(),
             "results": [r.__dict__ for r in self.rows],
             "details": self.details,
