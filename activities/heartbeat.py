@@ -12,7 +12,10 @@ from collections.abc import AsyncIterator
 
 from temporalio import activity
 
-HEARTBEAT_SECONDS = 2.0
+# The worker sends heartbeats (which carry cancels back) at most once a second
+# (max_heartbeat_throttle_interval in worker.py): beating as often keeps a cancel's delay
+# at ~1 s while a model streams.
+HEARTBEAT_SECONDS = 1.0
 
 
 @contextlib.asynccontextmanager

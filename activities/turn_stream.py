@@ -13,7 +13,6 @@ carries the authoritative text. Stored messages never hold duplicated text.
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from temporalio import activity
 
 from activities import run_writes, turn_writes
 from core.events import RunEvents
@@ -49,7 +48,9 @@ class TurnStream:
         return self._message_open
 
     async def on_delta(self, delta: Delta) -> None:
-        activity.heartbeat()
+        # No heartbeat per delta: model_turn's `heartbeating()` beats every second in the
+        # background, and a heartbeat call costs ~0.2 ms of worker CPU (measured), i.e.
+        # 100 ms for a 500-token answer, for nothing a background beat does not already do.
         if isinstance(delta, TextDelta):
             if not self._message_open:
                 await self._open_message()
@@ -111,6 +112,6 @@ class TurnStream:
         if not self._text.startswith(self._published):
             self._diverged = True
             return
-        new = self._text[len(self._published):]
+        new, first = self._text[len(self._published):], not self._published
         self._published = self._text
-        await self._events.publish_text_delta(self._run.id, self._message_id, new)
+        await self._events.publish_text_delta(self._run.id, self._message_id, new, first)

@@ -41,13 +41,16 @@ class RunEvents:
         self._redis: Any = client
 
     @staticmethod
-    def _append(pipe: Any, run_id: str, events: tuple[tuple[str, Any], ...]) -> None:
-        """Queue events on a pipeline, in order, and keep the stream's TTL fresh."""
+    def _append(pipe: Any, run_id: str, events: tuple[tuple[str, Any], ...],
+                refresh_ttl: bool = True) -> None:
+        """Queue events on a pipeline, in order, and (unless told not to) keep the stream's
+        TTL fresh."""
         key = _key(run_id)
         for name, payload in events:
             pipe.xadd(key, {"event": name, "data": json.dumps(payload, separators=(",", ":"))},
                       maxlen=STREAM_MAXLEN, approximate=True)
-        pipe.expire(key, STREAM_TTL_SECONDS)
+        if refresh_ttl:
+            pipe.expire(key, STREAM_TTL_SECONDS)
 
     async def publish(self, run_id: str, *events: tuple[str, Any]) -> None:
         """Append events in order (one round trip)."""
@@ -55,15 +58,21 @@ class RunEvents:
             self._append(pipe, run_id, events)
             await pipe.execute()
 
-    async def publish_text_delta(self, run_id: str, message_id: str, text: str) -> None:
-        """A message delta, remembering what clients were sent (see `published_text`)."""
+    async def publish_text_delta(self, run_id: str, message_id: str, text: str,
+                                 first: bool = False) -> None:
+        """A message delta, remembering what clients were sent (see `published_text`).
+
+        Two commands per token, not four: the TTLs are set with the message's first delta
+        (`first`), and the stream's is refreshed by every other event of the run (the
+        message's own `created` before, its `completed` after)."""
         text_key = _published_text_key(run_id, message_id)
         payload = {"id": message_id, "object": "thread.message.delta", "delta": {"content": [
             {"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]}}
         async with self._redis.pipeline(transaction=False) as pipe:
-            self._append(pipe, run_id, (("thread.message.delta", payload),))
+            self._append(pipe, run_id, (("thread.message.delta", payload),), refresh_ttl=first)
             pipe.append(text_key, text.encode())
-            pipe.expire(text_key, STREAM_TTL_SECONDS)
+            if first:
+                pipe.expire(text_key, STREAM_TTL_SECONDS)
             await pipe.execute()
 
     async def published_text(self, run_id: str, message_id: str) -> str:

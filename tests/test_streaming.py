@@ -10,9 +10,11 @@ from typing import Any
 import httpx
 import openai
 import pytest
+import redis.asyncio as redis
 from openai import AsyncAssistantEventHandler
 from openai.types.beta.threads import Message, MessageDelta, Text, TextDelta
 
+from core.settings import Settings
 from launcher.processes import ChildProcess, free_port
 from tests.fake_llm import FakeLLM
 
@@ -72,6 +74,29 @@ async def test_text_run_streams_token_by_token(client: openai.AsyncOpenAI) -> No
     assert "".join(handler.deltas) == stored_text == " ".join(f"w{i}" for i in range(1, 13))
     final_messages = await stream.get_final_messages()
     assert [m.id for m in final_messages] == [stored.data[0].id]
+
+
+async def test_every_redis_key_a_streamed_run_leaves_expires(
+        client: openai.AsyncOpenAI, settings: Settings) -> None:
+    """Streams are bounded in time: the run's event stream and its record of streamed text
+    both carry a TTL (set once, not per token) of at most a day."""
+    assistant_id = await _assistant(client)
+    thread = await client.beta.threads.create(
+        messages=[{"role": "user", "content": "[[tokens:8]]"}])
+    async with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant_id) as stream:
+        await stream.until_done()
+    run = await stream.get_final_run()
+    assert run.status == "completed"
+    redis_client = redis.from_url(settings.redis_url)
+    try:
+        keys = sorted([k.decode() async for k in redis_client.scan_iter(f"run:{run.id}:*")])
+        assert keys == sorted([f"run:{run.id}:events",
+                               f"run:{run.id}:text:{stream.current_message_snapshot.id}"])  # type: ignore[union-attr]
+        for key in keys:
+            assert 0 < await redis_client.ttl(key) <= 24 * 3600, key
+    finally:
+        await redis_client.aclose()
 
 
 async def test_function_run_stream_then_submit_tool_outputs_stream(
