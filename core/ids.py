@@ -21,7 +21,9 @@ FILE_BATCH = "vsfb"
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{''.join(secrets.choice(_ALPHABET) for _ in range(_BODY_LENGTH))}"
+    # One read of the OS's randomness, not one per character (secrets.choice): 24 bytes,
+    # so the modulo bias of 24 base-62 digits (~143 bits) is negligible.
+    return _encode(prefix, int.from_bytes(secrets.token_bytes(24), "big"))
 
 
 def derived_id(prefix: str, *parts: str) -> str:
@@ -31,7 +33,10 @@ def derived_id(prefix: str, *parts: str) -> str:
     `INSERT ... ON CONFLICT DO NOTHING` with a derived id is idempotent.
     """
     digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
-    number = int.from_bytes(digest[:18], "big")
+    return _encode(prefix, int.from_bytes(digest[:18], "big"))
+
+
+def _encode(prefix: str, number: int) -> str:
     chars = []
     for _ in range(_BODY_LENGTH):
         number, index = divmod(number, len(_ALPHABET))
