@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from pathlib import Path
 
@@ -142,6 +143,9 @@ async def main() -> None:
     parser.add_argument("--limit", type=float, default=600.0,
                         help="seconds to wait for parking, and again for completion")
     args = parser.parse_args()
+    # 10,000 runs take longer to park than OpenAI's 10-minute run expiry: parked runs
+    # would expire before they are resumed. A day, unless RUN_EXPIRY_SECONDS says otherwise.
+    os.environ.setdefault("RUN_EXPIRY_SECONDS", str(24 * 3600))
     async with bench_stack(warmup_runs=2) as stack:
         report = await measure(stack, args.runs, args.concurrency, args.sample, args.limit)
     report.finish()
