@@ -62,14 +62,14 @@ class RunEvents:
                                  first: bool = False) -> None:
         """A message delta, remembering what clients were sent (see `published_text`).
 
-        Two commands per token, not four: the TTLs are set with the message's first delta
-        (`first`), and the stream's is refreshed by every other event of the run (the
-        message's own `created` before, its `completed` after)."""
+        Two commands per token, not four: the stream has its TTL from the run's first event
+        (`thread.run.created`, before any delta) and every other event refreshes it; the
+        text record gets its TTL with the message's first delta (`first`)."""
         text_key = _published_text_key(run_id, message_id)
         payload = {"id": message_id, "object": "thread.message.delta", "delta": {"content": [
             {"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]}}
         async with self._redis.pipeline(transaction=False) as pipe:
-            self._append(pipe, run_id, (("thread.message.delta", payload),), refresh_ttl=first)
+            self._append(pipe, run_id, (("thread.message.delta", payload),), refresh_ttl=False)
             pipe.append(text_key, text.encode())
             if first:
                 pipe.expire(text_key, STREAM_TTL_SECONDS)
