@@ -28,8 +28,6 @@ from bench.harness import Report, log
 from core.db import create_engine, create_sessionmaker
 from launcher.embedded import EmbeddedStack
 
-NOT_STARTED = {"REDIS_URL": "-", "S3_ENDPOINT": "-", "TEMPORAL_ADDRESS": "-"}
-
 
 async def measure(database_url: str, statements: int) -> Report:
     report = Report("db_path")
@@ -90,7 +88,7 @@ def main() -> None:
     stack = EmbeddedStack(data_dir, ephemeral=True)
     try:
         log("starting embedded Postgres ...")
-        env = stack.start(NOT_STARTED)
+        env = stack.start_postgres()()  # start, then wait until it accepts connections
         report = uvloop.run(measure(env["DATABASE_URL"], args.statements))
     finally:
         stack.stop()
