@@ -28,20 +28,15 @@ import httpx
 import psutil
 
 from bench.harness import (
-    RESULTS,
     BenchStack,
-    Report,
     api_client,
     bench_stack,
     create_assistant,
     create_thread,
-    log,
-    print_profile,
-    profile_summary,
     run_to_end,
-    start_profile,
-    summary_ms,
 )
+from bench.profiling import print_profile, profile_summary, start_profile
+from bench.report import RESULTS, Report, log, summary_ms
 
 
 def cpu_seconds(pid: int) -> float:

@@ -24,7 +24,7 @@ import uvloop
 from sqlalchemy import text
 
 from activities import run_writes
-from bench.harness import Report, log
+from bench.report import Report, log
 from core.db import create_engine, create_sessionmaker
 from launcher.embedded import EmbeddedStack
 

@@ -1,4 +1,4 @@
-"""What every benchmark shares: the real stack, the processes, measuring and reporting.
+"""What every benchmark shares: the real stack, its processes, and talking to it.
 
 `BenchStack` starts, in a temporary directory, the embedded Postgres/Redis/S3/Temporal
 (ephemeral), the fake LLM (tests/fake_llm.py, as its own process), the API as a real
@@ -11,17 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import platform
 import shutil
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +25,15 @@ import httpx
 import psutil
 import psycopg
 
+from bench.report import ROOT, log
 from core.migrate import upgrade
 from launcher.embedded import EmbeddedStack
 from launcher.processes import ChildProcess, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 TERMINAL_STATUSES = ("completed", "failed", "cancelled", "expired", "incomplete")
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "getWeather", "description": "Weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # --- the stack -----------------------------------------------------------------
@@ -301,207 +292,3 @@ def print_timeline(summary: dict[str, Any]) -> None:
           f"{summary['activities']} activities, {summary['local_activities']} local activities")
     for row in summary["timeline"]:
         print(f"    {row['ms']:8.1f} ms  {row['event']:<34} {row['detail']}")
-
-
-# --- numbers and reports ----------------------------------------------------------
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-def summary_ms(seconds: list[float]) -> dict[str, float]:
-    ms = [s * 1000 for s in seconds]
-    return {"n": len(ms), "p50": round(percentile(ms, 50), 1), "p95": round(percentile(ms, 95), 1),
-            "mean": round(statistics.fmean(ms), 1) if ms else float("nan"),
-            "min": round(min(ms), 1) if ms else float("nan"),
-            "max": round(max(ms), 1) if ms else float("nan")}
-
-
-@dataclass
-class Row:
-    metric: str
-    result: float
-    unit: str
-    target: str = ""  # e.g. "<= 120"
-    compared_to: str = ""
-    ok: bool | None = None
-
-    def shown(self) -> str:
-        value = f"{self.result:,.2f}" if abs(self.result) < 10 else f"{self.result:,.0f}"
-        return f"{value} {self.unit}".strip()
-
-
-def cpu_probe_ms(iterations: int = 2_000_000) -> float:
-    """Milliseconds for a fixed pure-Python loop, best of 3. The 2-core VMs these numbers
-    come from change speed with their neighbours (a 10M-iteration loop took 0.9 to 1.8 s
-    within minutes on 2026-11-26), so every report says how fast the machine was."""
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        total = 0
-        for i in range(iterations):
-            total += i
-        best = min(best, time.perf_counter() - started)
-    return round(best * 1000, 1)
-
-
-@dataclass
-class Report:
-    name: str
-    rows: list[Row] = field(default_factory=list)
-    details: dict[str, Any] = field(default_factory=dict)
-    started: float = field(default_factory=time.time)
-    load_before: tuple[float, float, float] = field(default_factory=os.getloadavg)
-    cpu_probe_before: float = field(default_factory=cpu_probe_ms)
-
-    def add(self, metric: str, result: float, unit: str, target: str = "",
-            compared_to: str = "") -> Row:
-        ok = None
-        if target:
-            op, _, bound = target.partition(" ")
-            limit = float(bound)
-            ok = result <= limit if op == "<=" else result >= limit
-        row = Row(metric, result, unit, target, compared_to, ok)
-        self.rows.append(row)
-        return row
-
-    def finish(self) -> Path:
-        cores = os.cpu_count() or 0
-        cpu_probe_after = cpu_probe_ms()
-        headers = ("metric", "result", "target", "met", "compared to")
-        table = [(r.metric, r.shown(), f"{r.target} {r.unit}" if r.target else "",
-                  "" if r.ok is None else ("yes" if r.ok else "NO"), r.compared_to)
-                 for r in self.rows]
-        widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(headers)]
-        print()
-        print(f"== {self.name}  ({cores} cores, load avg before {self.load_before[0]:.2f}, "
-              f"after {os.getloadavg()[0]:.2f}; CPU probe {self.cpu_probe_before:.0f} ms "
-              f"before, {cpu_probe_after:.0f} after: lower is a faster machine)")
-        print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
-        print("  ".join("-" * w for w in widths))
-        for t in table:
-            print("  ".join(c.ljust(w) for c, w in zip(t, widths, strict=True)))
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        path = RESULTS / f"{self.name}.json"
-        payload = {
-            "benchmark": self.name,
-            "when": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.started)),
-            "duration_seconds": round(time.time() - self.started, 1),
-            "machine": {"cores": cores, "platform": platform.platform(),
-                        "python": platform.python_version(),
-                        "load_avg_before": self.load_before, "load_avg_after": os.getloadavg(),
-                        "cpu_probe_ms_before": self.cpu_probe_before,
-                        "cpu_probe_ms_after": cpu_probe_after},
-            "git": _git_rev(),
-            "results": [r.__dict__ for r in self.rows],
-            "details": self.details,
-        }
-        path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-        print(f"\nwrote {path.relative_to(ROOT)}")
-        return path
-
-
-def _git_rev() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                             capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True,
-                               text=True, check=True).stdout.strip()
-        return rev + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-# --- profiling ----------------------------------------------------------------------
-
-def start_profile(proc: ChildProcess, name: str, seconds: float) -> ChildProcess | None:
-    """py-spy (if installed) on a child for `seconds` or until stopped (SIGINT, so it still
-    writes its output); collapsed stacks in bench/results/."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not Path(spy).exists():
-        log("py-spy is not installed (pip install py-spy); not profiling")
-        return None
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"{name}.collapsed.txt"
-    return ChildProcess(f"py-spy-{name}", [spy, "record", "--pid", str(proc.pid), "--format", "raw",
-                                           "--rate", "200", "--duration", str(int(seconds)),
-                                           "--nonblocking", "--output", str(out)],
-                        RESULTS / f"{name}.py-spy.log", stop_signal=signal.SIGINT)
-
-
-OUR_PACKAGES = ("api", "core", "activities", "workflows", "launcher", "worker.py", "bench")
-# Innermost frames that mean "waiting", not working (py-spy's idle detection misses these).
-IDLE_LEAVES = ("Condition.wait", "Queue.get", "Runner.run", "BaseSelector.select", "select",
-               "Event.wait", "_worker")
-
-
-def _package(path: str) -> str:
-    """py-spy's short path as a package: `sqlalchemy`, `temporalio`, `stdlib:asyncio`, ours."""
-    top = path.split("/", 1)[0]
-    if top in OUR_PACKAGES:
-        return path
-    if "/" not in path or top in ("asyncio", "concurrent", "json", "importlib", "email"):
-        return "stdlib:" + top.removesuffix(".py")
-    return top
-
-
-def profile_summary(collapsed: Path, limit: int = 12) -> dict[str, list[tuple[str, float]]]:
-    """From py-spy's raw output: % of working samples (idle waits dropped) by the package of
-    the innermost frame (self time), and by our own functions anywhere on the stack."""
-    if not collapsed.exists():
-        return {}
-    own: dict[str, int] = {}
-    inclusive: dict[str, int] = {}
-    samples = idle = 0
-    for line in collapsed.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
-        n = int(count)
-        frames = [f for f in stack.split(";") if f.endswith(")") and " (" in f]
-        if not frames or frames[-1].split(" (")[0] in IDLE_LEAVES:
-            idle += n
-            continue
-        samples += n
-        leaf = _package(frames[-1].rsplit(" (", 1)[1].rsplit(":", 1)[0])
-        own[leaf] = own.get(leaf, 0) + n
-        seen = set()
-        for frame in frames:
-            function, _, where = frame.rpartition(" (")
-            path = where.rsplit(":", 1)[0]
-            if path.split("/", 1)[0] in OUR_PACKAGES and function != "<module>":
-                key = f"{path}:{function}"
-                if key not in seen:
-                    seen.add(key)
-                    inclusive[key] = inclusive.get(key, 0) + n
-            elif function in ("SandboxedWorkflowRunner.create_instance",
-                              "_Instance._run_code"):
-                key = f"temporalio sandbox: {function}"
-                if key not in seen:
-                    seen.add(key)
-                    inclusive[key] = inclusive.get(key, 0) + n
-
-    def ranked(totals: dict[str, int]) -> list[tuple[str, float]]:
-        best = sorted(totals.items(), key=lambda kv: -kv[1])[:limit]
-        return [(name, round(100 * n / samples, 1)) for name, n in best]
-
-    return {"samples": [("working samples", float(samples)), ("idle samples", float(idle))],
-            "self_by_package": ranked(own),
-            "inclusive_our_functions": ranked(inclusive)} if samples else {}
-
-
-def print_profile(title: str, summary: dict[str, list[tuple[str, float]]]) -> None:
-    if not summary:
-        return
-    print(f"\n  profile of {title} ({summary['samples'][0][1]:.0f} non-idle thread samples at "
-          "200 Hz)")
-    print("    self time by package:          " + ", ".join(
-        f"{name} {pct}%" for name, pct in summary["self_by_package"]))
-    print("    inclusive, our functions:")
-    for name, pct in summary["inclusive_our_functions"]:
-        print(f"      {pct:5.1f}%  {name}")

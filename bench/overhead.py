@@ -17,17 +17,8 @@ import time
 import httpx
 import openai
 
-from bench.harness import (
-    BenchStack,
-    Report,
-    api_client,
-    bench_stack,
-    create_assistant,
-    create_thread,
-    log,
-    sse,
-    summary_ms,
-)
+from bench.harness import BenchStack, api_client, bench_stack, create_assistant, create_thread, sse
+from bench.report import Report, log, summary_ms
 
 
 async def direct_call(llm: httpx.AsyncClient, content: str) -> float:

@@ -25,15 +25,13 @@ import httpx
 from bench.harness import (
     WEATHER_TOOL,
     BenchStack,
-    Report,
     api_client,
     bench_stack,
     create_assistant,
     fan_out,
-    log,
-    summary_ms,
     wait_for_statuses,
 )
+from bench.report import Report, log, summary_ms
 
 CALL = '[[call:getWeather {"city": "Paris"}]]'
 

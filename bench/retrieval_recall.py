@@ -33,7 +33,8 @@ from typing import Any
 
 import httpx
 
-from bench.harness import ROOT, Report, api_client, bench_stack, log
+from bench.harness import api_client, bench_stack
+from bench.report import ROOT, Report, log
 from core.db import create_engine, create_sessionmaker
 from core.embeddings import Embedder
 from launcher.processes import ChildProcess, free_port

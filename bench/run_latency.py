@@ -30,17 +30,15 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from bench.harness import (
     WEATHER_TOOL,
     BenchStack,
-    Report,
     api_client,
     bench_stack,
     create_assistant,
     create_thread,
     history_summary,
-    log,
     print_timeline,
     sse,
-    summary_ms,
 )
+from bench.report import Report, log, summary_ms
 
 FLOOR_QUEUE = "bench-floor"
 TEXT = "[[reply:hello there]]"

@@ -21,17 +21,8 @@ import time
 
 import httpx
 
-from bench.harness import (
-    BenchStack,
-    Report,
-    api_client,
-    bench_stack,
-    create_assistant,
-    create_thread,
-    log,
-    sse,
-    summary_ms,
-)
+from bench.harness import BenchStack, api_client, bench_stack, create_assistant, create_thread, sse
+from bench.report import Report, log, summary_ms
 
 
 async def direct_stream(llm: httpx.AsyncClient, content: str) -> tuple[float, float, int]:

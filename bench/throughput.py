@@ -22,20 +22,16 @@ import httpx
 from bench.harness import (
     TERMINAL_STATUSES,
     BenchStack,
-    Report,
     api_client,
     bench_stack,
     create_assistant,
     fan_out,
     history_summary,
-    log,
-    print_profile,
     print_timeline,
-    profile_summary,
-    start_profile,
-    summary_ms,
     wait_for_statuses,
 )
+from bench.profiling import print_profile, profile_summary, start_profile
+from bench.report import Report, log, summary_ms
 
 
 async def submit(http: httpx.AsyncClient, assistant: str, i: int) -> tuple[str, float]:
