@@ -23,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.fake_llm import FakeLLM, parse_directives
+from tests.fake_llm import FakeLLM
+from tests.fake_llm_directives import parse_directives
 
 Json = dict[str, Any]
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",

@@ -30,7 +30,6 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
@@ -40,68 +39,11 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Send
 
+from tests.fake_llm_directives import content_text, parse_directives
+
 Json = dict[str, Any]
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
                 403: "permission_error", 404: "not_found_error", 429: "rate_limit_exceeded"}
-_CALL_NAME = re.compile(r"call:([\w.-]+)\s*")
-_DECODER = json.JSONDecoder()
-
-
-@dataclass
-class Directives:
-    options: dict[str, str] = field(default_factory=dict)  # first occurrence of each name wins
-    calls: list[tuple[str, str]] = field(default_factory=list)  # (name, arguments string)
-    text: str = ""  # the message with every directive removed, stripped
-
-
-def parse_directives(text: str) -> Directives:
-    """Split `text` into directives and the remaining prose.
-
-    `[[call:...]]` arguments are decoded as JSON first so that `]]` inside them (nested arrays)
-    does not end the directive; if they are not valid JSON they are passed through verbatim,
-    which lets tests exercise the product's handling of malformed tool arguments.
-    """
-    out, rest, pos = Directives(), [], 0
-    while (start := text.find("[[", pos)) != -1:
-        rest.append(text[pos:start])
-        if m := _CALL_NAME.match(text, start + 2):
-            try:
-                args, end = _DECODER.raw_decode(text, m.end())
-                end = len(text) - len(text[end:].lstrip())
-            except ValueError:
-                args, end = ({}, m.end()) if text.startswith("]]", m.end()) else (None, -1)
-            if end >= 0 and text.startswith("]]", end):
-                out.calls.append((m[1], json.dumps(args, separators=(",", ":"),
-                                                   ensure_ascii=False)))
-                pos = end + 2
-                continue
-        end = text.find("]]", start + 2)
-        if end == -1:  # an unterminated `[[` is just text
-            rest.append(text[start:])
-            pos = len(text)
-            break
-        name, _, value = text[start + 2:end].partition(":")
-        if name.strip() == "call":  # malformed JSON arguments: pass them through raw
-            call_name, _, raw = value.strip().partition(" ")
-            out.calls.append((call_name, raw.strip() or "{}"))
-        else:
-            out.options.setdefault(name.strip(), value)
-        pos = end + 2
-    rest.append(text[pos:])
-    out.text = "".join(rest).strip()
-    return out
-
-
-def content_text(content: Any) -> str:
-    """Text of a message `content`: a string or a list of `{"type": "text", "text": ...}` parts."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text") or "" for p in content
-                       if isinstance(p, dict) and isinstance(p.get("text"), str))
-    return ""
-
-
 def error_response(status: int, message: str) -> JSONResponse:
     kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
     headers = {"Retry-After": "1"} if status == 429 else None

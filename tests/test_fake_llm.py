@@ -10,7 +10,8 @@ import httpx
 import openai
 import pytest
 
-from tests.fake_llm import FakeLLM, parse_directives
+from tests.fake_llm import FakeLLM
+from tests.fake_llm_directives import parse_directives
 
 TOOLS: list[Any] = [
     {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}},
