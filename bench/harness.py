@@ -89,6 +89,12 @@ class BenchStack:
                 totals[name] = total
             except psutil.Error:
                 totals[name] = float("nan")
+        # The load generator (this process, without its children: they are the stack),
+        # and what nobody used: a drain rate below saturation with idle CPU is a queue or
+        # a lock somewhere, not a lack of cores.
+        own = psutil.Process().cpu_times()
+        totals["load generator"] = own.user + own.system
+        totals["idle (whole machine)"] = psutil.cpu_times().idle
         return totals
 
     async def temporal(self) -> Any:
