@@ -12,6 +12,8 @@ carries the authoritative text. Stored messages never hold duplicated text.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from activities import run_writes, turn_writes
@@ -19,6 +21,8 @@ from core.events import RunEvents
 from core.llm.types import Delta, TextDelta
 from core.tables import RunRow
 from core.wire import message_columns_to_wire, step_columns_to_wire
+
+Event = tuple[str, Any]  # (OpenAI event name, payload)
 
 
 class TurnStream:
@@ -52,10 +56,9 @@ class TurnStream:
         # background, and a heartbeat call costs ~0.2 ms of worker CPU (measured), i.e.
         # 100 ms for a 500-token answer, for nothing a background beat does not already do.
         if isinstance(delta, TextDelta):
-            if not self._message_open:
-                await self._open_message()
+            opened = () if self._message_open else await self._open_message()
             self._text += delta.text
-            await self._publish_text()
+            await self._publish_text(opened)
             return
         if not self._tools_open:
             await self._open_tools()
@@ -73,23 +76,19 @@ class TurnStream:
             "id": step_id, "object": "thread.run.step.delta",
             "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call]}}}))
 
-    async def _open_message(self) -> None:
-        # One statement, no transaction: it sits between the model's first token and
-        # the client's.
+    async def _open_message(self) -> tuple[Event, ...]:
+        """The message's rows, and the events that announce them (to publish with the
+        first token, in one round trip: they sit between the model's first token and the
+        client's). Nothing to announce if an earlier attempt of this turn created them."""
         async with run_writes.connect(self._sessions, transaction=False) as db:
             created = await turn_writes.open_message(db, self._run, self._turn)
         self._message_open = True  # the rows exist now
         if created is None:  # an earlier attempt of this turn created them
             self._published = await self._events.published_text(self._run.id, self._message_id)
-            return
+            return ()
         step, message = step_columns_to_wire(created[0]), message_columns_to_wire(created[1])
-        await self._events.publish(
-            self._run.id,
-            ("thread.run.step.created", step),
-            ("thread.run.step.in_progress", step),
-            ("thread.message.created", message),
-            ("thread.message.in_progress", message),
-        )
+        return (("thread.run.step.created", step), ("thread.run.step.in_progress", step),
+                ("thread.message.created", message), ("thread.message.in_progress", message))
 
     async def _open_tools(self) -> None:
         async with run_writes.connect(self._sessions, transaction=False) as db:
@@ -102,16 +101,20 @@ class TurnStream:
         await self._events.publish(self._run.id, ("thread.run.step.created", step),
                                    ("thread.run.step.in_progress", step))
 
-    async def _publish_text(self) -> None:
-        if self._diverged:
-            return
-        if len(self._text) <= len(self._published):
-            # A retry still re-producing what clients already have.
-            self._diverged = not self._published.startswith(self._text)
-            return
-        if not self._text.startswith(self._published):
-            self._diverged = True
-            return
-        new, first = self._text[len(self._published):], not self._published
-        self._published = self._text
-        await self._events.publish_text_delta(self._run.id, self._message_id, new, first)
+    async def _publish_text(self, opened: tuple[Event, ...]) -> None:
+        """What clients do not have yet of the text, after `opened` (the message's own
+        events, with its first token)."""
+        if not self._diverged:
+            if len(self._text) <= len(self._published):
+                # A retry still re-producing what clients already have.
+                self._diverged = not self._published.startswith(self._text)
+            elif not self._text.startswith(self._published):
+                self._diverged = True
+            else:
+                new, first = self._text[len(self._published):], not self._published
+                self._published = self._text
+                await self._events.publish_text_delta(self._run.id, self._message_id, new,
+                                                      first, preceded_by=opened)
+                return
+        if opened:
+            await self._events.publish(self._run.id, *opened)

@@ -59,17 +59,21 @@ class RunEvents:
             await pipe.execute()
 
     async def publish_text_delta(self, run_id: str, message_id: str, text: str,
-                                 first: bool = False) -> None:
+                                 first: bool = False,
+                                 preceded_by: tuple[tuple[str, Any], ...] = ()) -> None:
         """A message delta, remembering what clients were sent (see `published_text`).
 
         Two commands per token, not four: the stream has its TTL from the run's first event
         (`thread.run.created`, before any delta) and every other event refreshes it; the
-        text record gets its TTL with the message's first delta (`first`)."""
+        text record gets its TTL with the message's first delta (`first`). `preceded_by`:
+        events appended just before the delta in the same round trip (the message's
+        `created` events with its first token, which is waiting for them)."""
         text_key = _published_text_key(run_id, message_id)
         payload = {"id": message_id, "object": "thread.message.delta", "delta": {"content": [
             {"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]}}
         async with self._redis.pipeline(transaction=False) as pipe:
-            self._append(pipe, run_id, (("thread.message.delta", payload),), refresh_ttl=False)
+            self._append(pipe, run_id, (*preceded_by, ("thread.message.delta", payload)),
+                         refresh_ttl=bool(preceded_by))
             pipe.append(text_key, text.encode())
             if first:
                 pipe.expire(text_key, STREAM_TTL_SECONDS)
