@@ -27,6 +27,7 @@ from core.db import create_engine, create_sessionmaker
 from core.embeddings import embedder_from_settings
 from core.events import RunEvents
 from core.llm.router import ProviderRouter
+from core.rawdb import RawPool
 from core.settings import Settings
 from core.storage import ObjectStorage
 from core.tracing import temporal_interceptors
@@ -111,7 +112,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None,
         provider = ProviderRouter.from_settings(http, settings)
         redis_client = redis.from_url(settings.redis_url)
         storage = ObjectStorage(settings)
-        activities = RunActivities(create_sessionmaker(engine), provider,
+        raw_db = RawPool(engine)
+        activities = RunActivities(create_sessionmaker(engine), raw_db, provider,
                                    RunEvents(redis_client), provider.context_window, storage)
         # With tracing on, the client's TracingInterceptor also traces the worker's
         # workflows and activities, continuing the trace the API started.
@@ -135,4 +137,5 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None,
         if metrics_server is not None:
             metrics_server.shutdown()
         await redis_client.aclose()
+        await raw_db.close()
     await engine.dispose()

@@ -102,7 +102,8 @@ class FileSearchActivities:
             pending = [c for c in calls if c["type"] == "function"]
             if pending:
                 # Searched first, so the client is asked for its functions' outputs now.
-                await run_writes.require_action(session, input.run_id, pending)
+                await session.execute(run_writes.REQUIRE_ACTION,
+                                      run_writes.require_action_params(input.run_id, pending))
             else:
                 step.status, step.completed_at = "completed", int(time.time())
             session.add(step)

@@ -4,49 +4,36 @@ Status updates name the statuses they may leave (`WHERE status IN ...`), so a
 retried activity is harmless and an illegal transition cannot happen. Rows an
 activity creates get ids derived from (run, turn), inserted ON CONFLICT.
 
-The hot ones (a model turn's: turn_writes; tool outputs) are Core statements
-built once, returning (`RETURNING`) the rows their events carry.
+The hot ones (a model turn's: turn_writes, turn_end; tool outputs) are Core
+statements built and compiled once, run on raw connections (core/raw_statements.py),
+returning (`RETURNING`) the rows their events carry.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import BigInteger, bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.schema import Table
 from sqlmodel import SQLModel, col
 
 from core import ids
 from core.llm.types import Usage
+from core.raw_statements import CompiledStatement, RawDb
 from core.tables import ACTIVE_RUN_STATUSES, MessageRow, RunRow, RunStepRow
 
 RUNS: Table = SQLModel.metadata.tables["runs"]
 STEPS: Table = SQLModel.metadata.tables["run_steps"]
 MESSAGES: Table = SQLModel.metadata.tables["messages"]
-Db = AsyncSession | AsyncConnection  # what runs a statement
 Columns = Mapping[Any, Any]  # a row, by column name (see core.wire's *_columns_to_wire)
 
 # A message finished early ends "incomplete" with this reason.
 MESSAGE_INCOMPLETE_REASONS = {"cancelled": "run_cancelled", "failed": "run_failed",
                               "expired": "run_expired"}
-
-
-@asynccontextmanager
-async def connect(sessions: async_sessionmaker[AsyncSession],
-                  transaction: bool) -> AsyncIterator[AsyncConnection]:
-    """A connection, in a transaction only if several writes must commit together: a
-    single statement is atomic on its own, and BEGIN and COMMIT cost a round trip each."""
-    async with sessions() as session:
-        if transaction:
-            async with session.begin():
-                yield await session.connection()
-        else:
-            yield await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 def step_id(run_id: str, turn: int, kind: str) -> str:
@@ -80,15 +67,15 @@ def returning(table: Table) -> list[Any]:
 
 ID: BindParameter[str] = bindparam("p_id")
 NOW = bindparam("p_now", type_=BigInteger)
-_GET_RUN = select(RUNS).where(RUNS.c.id == ID)
+_GET_RUN = CompiledStatement(select(RUNS).where(RUNS.c.id == ID))
 
 
 def run_row(values: Columns) -> RunRow:
     return RunRow(**{"metadata_" if k == "metadata" else k: v for k, v in values.items()})
 
 
-async def get_run(db: Db, run_id: str) -> Columns | None:
-    return (await db.execute(_GET_RUN, {"p_id": run_id})).mappings().first()
+async def get_run(db: RawDb, run_id: str) -> Columns | None:
+    return (await db.execute(_GET_RUN, {"p_id": run_id})).first_mapping()
 
 
 async def transition(session: AsyncSession, run_id: str, to_status: str,
@@ -114,10 +101,10 @@ def required_action(functions: list[dict[str, Any]]) -> dict[str, Any]:
         for c in functions]}}
 
 
-async def require_action(db: Db, run_id: str, functions: list[dict[str, Any]]) -> Columns | None:
-    """in_progress -> requires_action: the run as now stored, or None if not in progress."""
-    return (await db.execute(REQUIRE_ACTION, {
-        "p_id": run_id, "p_required_action": required_action(functions)})).mappings().first()
+def require_action_params(run_id: str, functions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Of REQUIRE_ACTION: in_progress -> requires_action, returning the run as now stored
+    (no row if it was not in progress)."""
+    return {"p_id": run_id, "p_required_action": required_action(functions)}
 
 
 async def finish(session: AsyncSession, run_id: str, status: str,

@@ -25,6 +25,8 @@ from core.events import RunEvents
 from core.llm.errors import ProviderError
 from core.llm.openai_compatible import OnDelta
 from core.llm.types import ChatRequest, TurnOutcome, Usage
+from core.raw_statements import connect
+from core.rawdb import RawPool
 from core.storage import ObjectStorage
 from core.tables import FileRow, MessageRow, RunRow, ThreadRow
 from core.tokens import estimate_tokens
@@ -65,10 +67,13 @@ class Provider(Protocol):
 
 
 class RunActivities:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], provider: Provider,
-                 events: RunEvents, context_window: Callable[[str], int],
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], db: RawPool,
+                 provider: Provider, events: RunEvents, context_window: Callable[[str], int],
                  storage: ObjectStorage | None = None) -> None:
+        # The hot statements (a turn's, tool outputs) run on `db`'s raw connections;
+        # the rare paths (a run's failure or cancel, images) through the ORM.
         self._sessions = sessions
+        self._db = db
         self._provider = provider
         self._events = events
         self._storage = storage
@@ -94,7 +99,7 @@ class RunActivities:
     @activity.defn(name="record_tool_outputs")
     async def record_tool_outputs(self, input: RecordToolOutputsInput) -> None:
         outputs = {o.tool_call_id: o.output for o in input.tool_outputs}
-        async with run_writes.connect(self._sessions, transaction=False) as db:
+        async with connect(self._db, transaction=False) as db:
             step, run = await turn_end.record_tool_outputs(db, input.run_id, input.turn,
                                                            outputs)
         await self._events.publish(
@@ -106,7 +111,7 @@ class RunActivities:
         # Only a retry can find this turn's writes already made: the workflow schedules
         # each turn's model_turn once, and only Temporal's retries run it again.
         retry = _attempt() > 1
-        async with run_writes.connect(self._sessions, transaction=False) as db:
+        async with connect(self._db, transaction=False) as db:
             # queued -> in_progress here rather than in an activity of its own: one
             # task fewer per turn, the same observable states; and in the statement that
             # reads what the prompt needs. Turn 1's first attempt: the run has no steps.
@@ -124,7 +129,7 @@ class RunActivities:
                                       start.steps, self._image_resolver(run))
         if prepared.exhausted:
             return await self._end_incomplete(run.id, prepared.exhausted)
-        stream = TurnStream(self._sessions, self._events, run, input.turn)
+        stream = TurnStream(self._db, self._events, run, input.turn)
         async with heartbeating():
             outcome = await self._call(prepared.request, stream)
             problem = violation(run.tools, prepared.tool_choice, run.response_format, outcome)
@@ -157,7 +162,7 @@ class RunActivities:
             ) from None
 
     async def _end_incomplete(self, run_id: str, reason: str) -> ModelTurnResult:
-        async with run_writes.connect(self._sessions, transaction=False) as db:
+        async with connect(self._db, transaction=False) as db:
             ended = await turn_end.end_incomplete(db, run_id, reason)
         if ended is None:
             await self._publish_run(run_id)
@@ -175,7 +180,7 @@ class RunActivities:
         events: list[tuple[str, Any]] = []
         # One statement, unless text came with tool calls or streamed text is dropped.
         several = bool(calls) and bool(outcome.text or message_opened)
-        async with run_writes.connect(self._sessions, transaction=several) as db:
+        async with connect(self._db, transaction=several) as db:
             if not calls:
                 message, step, final = await turn_end.end_text_turn(
                     db, run, turn, outcome.text, outcome.usage, incomplete)

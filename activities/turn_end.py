@@ -32,7 +32,6 @@ from activities.run_writes import (
     RUNS,
     STEPS,
     Columns,
-    Db,
     call_id,
     get_run,
     message_id,
@@ -51,6 +50,7 @@ from activities.turn_writes import (
     step_params,
 )
 from core.llm.types import ToolCall, Usage
+from core.raw_statements import CompiledStatement, RawDb
 from core.tables import RunRow
 
 
@@ -86,7 +86,7 @@ _COMPLETED = {"status": "completed", "completed_at": NOW}
 # (Not :p_incomplete_details: that is the message's, in the same statement.)
 _INCOMPLETE = {"status": "incomplete", "incomplete_details": bindparam(
     "p_run_incomplete_details", type_=RUNS.c.incomplete_details.type)}
-_INCOMPLETE_RUN = _end_run(_used(False), **_INCOMPLETE)
+_INCOMPLETE_RUN = CompiledStatement(_end_run(_used(False), **_INCOMPLETE))
 # The final message and step, whether or not they were opened while the text streamed.
 _FINAL = ("content", "status", "incomplete_details", "completed_at", "incomplete_at")
 _message = new_message(**{name: param(MESSAGES, name) for name in _FINAL})
@@ -97,20 +97,25 @@ _step = new_step("message_creation", status="completed", completed_at=NOW,
 _STEP = _step.on_conflict_do_update(index_elements=["id"], set_={
     name: _step.excluded[name] for name in ("status", "completed_at", "usage")}
 ).returning(*returning(STEPS))
-_MESSAGE_AND_STEP = joined((MESSAGES, _MESSAGE.cte("message")), (STEPS, _STEP.cte("step")))
+_MESSAGE_AND_STEP = CompiledStatement(joined((MESSAGES, _MESSAGE.cte("message")),
+                                              (STEPS, _STEP.cte("step"))))
 
 
-def _text_turn(end: dict[str, Any]) -> Any:
-    return joined((MESSAGES, _MESSAGE.cte("message")), (STEPS, _STEP.cte("step")),
-                  optional=(RUNS, _end_run(_used(True), **end).cte("ended")))
+def _text_turn(end: dict[str, Any]) -> CompiledStatement:
+    return CompiledStatement(joined(
+        (MESSAGES, _MESSAGE.cte("message")), (STEPS, _STEP.cte("step")),
+        optional=(RUNS, _end_run(_used(True), **end).cte("ended"))))
 
 
 _TEXT_TURN, _INCOMPLETE_TEXT_TURN = _text_turn(_COMPLETED), _text_turn(_INCOMPLETE)
-_SEARCH_STEPS = select(STEPS.c.step_details).where(STEPS.c.run_id == ID,
-                                                   STEPS.c.type == "tool_calls")
+_SEARCH_STEPS = CompiledStatement(select(STEPS.c.step_details).where(
+    STEPS.c.run_id == ID, STEPS.c.type == "tool_calls"))
+# A message (and its message_creation step) that streamed text the turn then dropped.
+_DISCARD_MESSAGE = CompiledStatement(delete(MESSAGES).where(MESSAGES.c.id == ID))
+_DISCARD_STEP = CompiledStatement(delete(STEPS).where(STEPS.c.id == ID))
 
 
-async def _message_params(db: Db, run: RunRow, turn: int, text: str, incomplete: bool,
+async def _message_params(db: RawDb, run: RunRow, turn: int, text: str, incomplete: bool,
                           usage: Usage | None) -> dict[str, Any]:
     # A text without citation labels cites nothing: no search results to read.
     found = await _search_results_by_turn(db, run.id) if has_labels(text) else {}
@@ -124,7 +129,7 @@ async def _message_params(db: Db, run: RunRow, turn: int, text: str, incomplete:
         "p_usage": usage_dict(usage) if usage else None}
 
 
-async def end_text_turn(db: Db, run: RunRow, turn: int, text: str, usage: Usage,
+async def end_text_turn(db: RawDb, run: RunRow, turn: int, text: str, usage: Usage,
                         incomplete: bool) -> tuple[Columns, Columns, Columns | None]:
     """The model answered in text: its message and step final, and the run completed
     (incomplete if the answer ran out of tokens). Returns (message, step, run); run
@@ -139,7 +144,7 @@ async def end_text_turn(db: Db, run: RunRow, turn: int, text: str, usage: Usage,
     return message, step, ended
 
 
-async def complete_message(db: Db, run: RunRow, turn: int,
+async def complete_message(db: RawDb, run: RunRow, turn: int,
                            text: str) -> tuple[Columns, Columns]:
     """Text that came with tool calls: its message and step final (the tools step
     carries the turn's usage)."""
@@ -150,12 +155,12 @@ async def complete_message(db: Db, run: RunRow, turn: int,
     return message, step
 
 
-async def discard_message(db: Db, run_id: str, turn: int) -> None:
-    await db.execute(delete(MESSAGES).where(MESSAGES.c.id == message_id(run_id, turn)))
-    await db.execute(delete(STEPS).where(STEPS.c.id == step_id(run_id, turn, "message")))
+async def discard_message(db: RawDb, run_id: str, turn: int) -> None:
+    await db.execute(_DISCARD_MESSAGE, {"p_id": message_id(run_id, turn)})
+    await db.execute(_DISCARD_STEP, {"p_id": step_id(run_id, turn, "message")})
 
 
-async def _search_results_by_turn(db: Db, run_id: str) -> dict[int, list[dict[str, Any]]]:
+async def _search_results_by_turn(db: RawDb, run_id: str) -> dict[int, list[dict[str, Any]]]:
     by_turn: dict[int, list[dict[str, Any]]] = {}
     for details in (await db.execute(_SEARCH_STEPS, {"p_id": run_id})).scalars():
         for call in details["tool_calls"]:
@@ -165,24 +170,25 @@ async def _search_results_by_turn(db: Db, run_id: str) -> dict[int, list[dict[st
     return by_turn
 
 
-async def end_incomplete(db: Db, run_id: str, reason: str) -> Columns | None:
+async def end_incomplete(db: RawDb, run_id: str, reason: str) -> Columns | None:
     """A token budget is spent before the turn: the run as now stored, or None if it was
     no longer in progress or cancelling."""
     return (await db.execute(_INCOMPLETE_RUN, {
-        "p_id": run_id, "p_run_incomplete_details": {"reason": reason}})).mappings().first()
+        "p_id": run_id, "p_run_incomplete_details": {"reason": reason}})).first_mapping()
 
 
 # --- tool calls -----------------------------------------------------------------------
 # Inserted unless a call streamed; the step stays in progress until outputs arrive, and
 # this turn's usage waits on it.
-_calls = new_step("tool_calls", usage=param(STEPS, "usage"))
-_CALLS = _calls.on_conflict_do_update(index_elements=["id"], set_={
-    "step_details": _calls.excluded.step_details, "usage": _calls.excluded.usage})
+_new_calls = new_step("tool_calls", usage=param(STEPS, "usage"))
+_calls = _new_calls.on_conflict_do_update(index_elements=["id"], set_={
+    "step_details": _new_calls.excluded.step_details, "usage": _new_calls.excluded.usage})
+_CALLS = CompiledStatement(_calls)
 _required = REQUIRE_ACTION.cte("required")
-_CALLS_AND_REQUIRE = select(*_required.c).add_cte(_CALLS.cte("calls"))
+_CALLS_AND_REQUIRE = CompiledStatement(select(*_required.c).add_cte(_calls.cte("calls")))
 
 
-async def record_tool_calls(db: Db, run: RunRow, turn: int, calls: list[ToolCall],
+async def record_tool_calls(db: RawDb, run: RunRow, turn: int, calls: list[ToolCall],
                             usage: Usage, server_side: frozenset[str] = frozenset(),
                             ) -> tuple[list[str], Columns | None]:
     """The model called tools: the calls on their step, and requires_action for the
@@ -205,7 +211,7 @@ async def record_tool_calls(db: Db, run: RunRow, turn: int, calls: list[ToolCall
         await db.execute(_CALLS, params)
         return [c["id"] for c in functions], None
     params.update(p_id=run.id, p_required_action=required_action(functions))
-    required = (await db.execute(_CALLS_AND_REQUIRE, params)).mappings().first()
+    required = (await db.execute(_CALLS_AND_REQUIRE, params)).first_mapping()
     return [c["id"] for c in functions], required
 
 
@@ -218,7 +224,7 @@ def _query_of(arguments: str) -> str:
 
 
 # --- tool outputs -----------------------------------------------------------------------
-_GET_STEP = select(STEPS).where(STEPS.c.id == bindparam("p_step_id"))
+_GET_STEP = CompiledStatement(select(STEPS).where(STEPS.c.id == bindparam("p_step_id")))
 # Only a step still in progress takes outputs, and only then is the run queued again.
 _outputs = (update(STEPS).where(STEPS.c.id == bindparam("p_step_id"),
                                 STEPS.c.status == "in_progress")
@@ -228,14 +234,14 @@ _resumed = (update(RUNS).where(RUNS.c.id == ID, RUNS.c.status == "requires_actio
                                select(literal(1)).select_from(_outputs).exists())
             .values(status="queued", required_action=None).returning(*returning(RUNS))
             .cte("resumed"))
-_OUTPUTS = joined((STEPS, _outputs), optional=(RUNS, _resumed))
+_OUTPUTS = CompiledStatement(joined((STEPS, _outputs), optional=(RUNS, _resumed)))
 
 
-async def record_tool_outputs(db: Db, run_id: str, turn: int,
+async def record_tool_outputs(db: RawDb, run_id: str, turn: int,
                               outputs: dict[str, str]) -> tuple[Columns, Columns]:
     """The outputs on the turn's step, and the run queued again: (step, run) as now stored."""
     key = {"p_step_id": step_id(run_id, turn, "tools")}
-    step: Columns | None = (await db.execute(_GET_STEP, key)).mappings().first()
+    step: Columns | None = (await db.execute(_GET_STEP, key)).first_mapping()
     run: Columns | None = None
     if step is not None and step["status"] == "in_progress":
         details = dict(step["step_details"])
@@ -249,7 +255,7 @@ async def record_tool_outputs(db: Db, run_id: str, turn: int,
         if row is not None:  # else another delivery recorded them meanwhile
             step, run = split(row, STEPS, RUNS)
         else:
-            step = (await db.execute(_GET_STEP, key)).mappings().first()
+            step = (await db.execute(_GET_STEP, key)).first_mapping()
     if run is None:  # already recorded (a retried activity), or no longer requires action
         run = await get_run(db, run_id)
     assert step is not None and run is not None

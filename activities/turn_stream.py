@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from activities import run_writes, turn_writes
 from core.events import RunEvents
 from core.llm.types import Delta, TextDelta
+from core.raw_statements import connect
+from core.rawdb import RawPool
 from core.tables import RunRow
 from core.wire import message_columns_to_wire, step_columns_to_wire
 
@@ -26,9 +26,8 @@ Event = tuple[str, Any]  # (OpenAI event name, payload)
 
 
 class TurnStream:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], events: RunEvents,
-                 run: RunRow, turn: int) -> None:
-        self._sessions = sessions
+    def __init__(self, db: RawPool, events: RunEvents, run: RunRow, turn: int) -> None:
+        self._db = db
         self._events = events
         self._run = run
         self._turn = turn
@@ -80,7 +79,7 @@ class TurnStream:
         """The message's rows, and the events that announce them (to publish with the
         first token, in one round trip: they sit between the model's first token and the
         client's). Nothing to announce if an earlier attempt of this turn created them."""
-        async with run_writes.connect(self._sessions, transaction=False) as db:
+        async with connect(self._db, transaction=False) as db:
             created = await turn_writes.open_message(db, self._run, self._turn)
         self._message_open = True  # the rows exist now
         if created is None:  # an earlier attempt of this turn created them
@@ -91,7 +90,7 @@ class TurnStream:
                 ("thread.message.created", message), ("thread.message.in_progress", message))
 
     async def _open_tools(self) -> None:
-        async with run_writes.connect(self._sessions, transaction=False) as db:
+        async with connect(self._db, transaction=False) as db:
             created = await turn_writes.open_tools(db, self._run, self._turn)
         self._tools_open = True
         if created is None:

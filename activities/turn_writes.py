@@ -1,10 +1,11 @@
 """A model turn's Postgres work: one statement at its start, per streamed row, and at its end.
 
-Each statement is Core, built once at import (built per call, a statement costs
-more CPU than its SQL), and returns (`RETURNING`) the rows its stream events carry
-instead of reading them back. Writes that go together are one statement (CTEs),
-so they need no transaction: no BEGIN and COMMIT round trips (`connect`). Like
-every run write, each is conditional or ON CONFLICT: a retried attempt is harmless.
+Each statement is Core, built and compiled once at import (built per call, a statement
+costs more CPU than its SQL), run on a raw connection (core/raw_statements.py), and
+returns (`RETURNING`) the rows its stream events carry instead of reading them back.
+Writes that go together are one statement (CTEs), so they need no transaction: no BEGIN
+and COMMIT round trips (`connect`). Like every run write, each is conditional or ON
+CONFLICT: a retried attempt is harmless.
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ from activities.run_writes import (
     RUNS,
     STEPS,
     Columns,
-    Db,
     message_id,
     param,
     returning,
     run_row,
     step_id,
 )
+from core.raw_statements import CompiledStatement, RawDb
 from core.tables import RunRow
 
 
@@ -92,9 +93,10 @@ def _steps(run: Any) -> Any:
 _started = (update(RUNS).where(RUNS.c.id == ID, RUNS.c.status == "queued")
             .values(status="in_progress", started_at=func.coalesce(RUNS.c.started_at, NOW))
             .returning(*returning(RUNS)).cte("started"))
-_START_FIRST = select(_started, _history(_started))  # turn 1, first attempt: no steps yet
-_START = select(_started, _history(_started), _steps(_started))
-_READ = select(RUNS, _history(RUNS), _steps(RUNS)).where(RUNS.c.id == ID)
+# Turn 1's first attempt: no steps yet.
+_START_FIRST = CompiledStatement(select(_started, _history(_started)))
+_START = CompiledStatement(select(_started, _history(_started), _steps(_started)))
+_READ = CompiledStatement(select(RUNS, _history(RUNS), _steps(RUNS)).where(RUNS.c.id == ID))
 
 
 @dataclass
@@ -105,13 +107,13 @@ class TurnStart:
     steps: list[dict[str, Any]]  # the run's steps so far (if asked for)
 
 
-async def start_turn(db: Db, run_id: str, with_steps: bool) -> TurnStart | None:
+async def start_turn(db: RawDb, run_id: str, with_steps: bool) -> TurnStart | None:
     """The run, moved from queued to in_progress if it was queued; None if not found."""
     row = (await db.execute(_START if with_steps else _START_FIRST,
-                            {"p_id": run_id, "p_now": int(time.time())})).mappings().first()
+                            {"p_id": run_id, "p_now": int(time.time())})).first_mapping()
     started = row is not None
     if row is None:
-        row = (await db.execute(_READ, {"p_id": run_id})).mappings().first()
+        row = (await db.execute(_READ, {"p_id": run_id})).first_mapping()
         if row is None:
             return None
     run = run_row({c.key: row[c.key] for c in returning(RUNS)})
@@ -151,23 +153,23 @@ def message_params(run: RunRow, turn: int) -> dict[str, Any]:
         "p_message_id": msg_id}
 
 
-_OPEN_TOOLS = new_step("tool_calls").on_conflict_do_nothing(
-    index_elements=["id"]).returning(*returning(STEPS))
+_OPEN_TOOLS = CompiledStatement(new_step("tool_calls").on_conflict_do_nothing(
+    index_elements=["id"]).returning(*returning(STEPS)))
 # The message_creation step and its message: made together, in one statement.
-_OPEN_MESSAGE = joined(
+_OPEN_MESSAGE = CompiledStatement(joined(
     (STEPS, new_step("message_creation").on_conflict_do_nothing(index_elements=["id"])
      .returning(*returning(STEPS)).cte("new_step")),
     (MESSAGES, new_message().on_conflict_do_nothing(index_elements=["id"])
-     .returning(*returning(MESSAGES)).cte("new_message")))
+     .returning(*returning(MESSAGES)).cte("new_message"))))
 
 
-async def open_tools(db: Db, run: RunRow, turn: int) -> Columns | None:
+async def open_tools(db: RawDb, run: RunRow, turn: int) -> Columns | None:
     """The turn's tool_calls step as its first call streams; None if it was there."""
     params = step_params(run, turn, "tools", {"type": "tool_calls", "tool_calls": []})
-    return (await db.execute(_OPEN_TOOLS, params)).mappings().first()
+    return (await db.execute(_OPEN_TOOLS, params)).first_mapping()
 
 
-async def open_message(db: Db, run: RunRow, turn: int) -> tuple[Columns, Columns] | None:
+async def open_message(db: RawDb, run: RunRow, turn: int) -> tuple[Columns, Columns] | None:
     """The message_creation step and its empty in-progress message, as text starts:
     (step, message), or None if an earlier attempt of this turn created them."""
     row = (await db.execute(_OPEN_MESSAGE, message_params(run, turn))).first()

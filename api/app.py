@@ -15,7 +15,6 @@ from api.auth import auth_required, authenticate, warn_if_open
 from api.body_limit import BodyLimitMiddleware, BodyTooLarge
 from api.errors import error_body, install_error_handlers
 from api.fast_lane import FastLaneMiddleware
-from api.fastdb import FastPool
 from api.metrics import MetricsMiddleware
 from api.metrics import router as metrics_router
 from api.routers import assistants, health, messages, runs, steps, threads
@@ -24,6 +23,7 @@ from api.routers.vector_store_files import router as vector_store_files_router
 from api.routers.vector_stores import router as vector_stores_router
 from core.db import create_engine, create_sessionmaker
 from core.events import RunEvents
+from core.rawdb import RawPool
 from core.settings import Settings, get_settings
 from core.storage import ObjectStorage
 from core.tracing import instrument_app, temporal_interceptors
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, bind_host: str | None = None,
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessions = create_sessionmaker(engine)
-        app.state.fastdb = FastPool(engine)  # the hot paths' raw connections
+        app.state.fastdb = RawPool(engine)  # the hot paths' raw connections
         app.state.redis = redis.from_url(settings.redis_url)
         app.state.events = RunEvents(app.state.redis)
         app.state.storage = ObjectStorage(settings)

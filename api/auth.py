@@ -16,8 +16,8 @@ from fastapi import Request
 from psycopg import AsyncConnection
 
 from api.errors import ApiError
-from api.fastdb import FastPool
 from core.api_keys import hash_key, mask_key
+from core.rawdb import RawPool
 from core.settings import Settings
 from core.tables import DEFAULT_PROJECT
 
@@ -126,13 +126,13 @@ async def authenticate(request: Request) -> str:
     return project_id
 
 
-# core/api_keys.py's find_active_key as one statement on a raw connection (api/fastdb.py):
+# core/api_keys.py's find_active_key as one statement on a raw connection (core/rawdb.py):
 # every request with a key runs it, and through the ORM it cost ~2 ms of CPU.
 _ACTIVE_KEY_SQL = ("SELECT id, project_id, prefix FROM api_keys "
                    "WHERE key_hash = %s AND revoked_at IS NULL LIMIT 1")
 
 
-async def _find_active_key(pool: FastPool, secret: str) -> tuple[str, str, str] | None:
+async def _find_active_key(pool: RawPool, secret: str) -> tuple[str, str, str] | None:
     """(key id, project, visible prefix) of the active key `secret`, if there is one."""
     async def query(conn: AsyncConnection[Any]) -> tuple[str, str, str] | None:
         cursor = await conn.execute(_ACTIVE_KEY_SQL, (hash_key(secret),))

@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from api.auth import authenticate
-from api.fastdb import FastPool
 from core.embeddings import Embedder, embedder_from_settings
 from core.events import RunEvents
+from core.rawdb import RawPool
 from core.settings import Settings
 from core.storage import ObjectStorage
 
@@ -51,8 +51,8 @@ async def _embedder(request: Request) -> Embedder | None:
     return embedder_from_settings(request.app.state.settings)
 
 
-async def _fastdb(request: Request) -> FastPool:
-    pool: FastPool = request.app.state.fastdb
+async def _fastdb(request: Request) -> RawPool:
+    pool: RawPool = request.app.state.fastdb
     return pool
 
 
@@ -62,7 +62,7 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 EventsDep = Annotated[RunEvents, Depends(_events)]
 StorageDep = Annotated[ObjectStorage, Depends(_storage)]
 EmbedderDep = Annotated[Embedder | None, Depends(_embedder)]
-FastDbDep = Annotated[FastPool, Depends(_fastdb)]
+FastDbDep = Annotated[RawPool, Depends(_fastdb)]
 # The caller's project. The routers are included with `authenticate` as a dependency
 # (api/app.py); naming it again here reuses that call's cached result.
 ProjectDep = Annotated[str, Depends(authenticate)]

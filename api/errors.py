@@ -220,7 +220,7 @@ def install_error_handlers(app: FastAPI) -> None:
                                   headers=getattr(exc, "headers", None)))
 
     @app.exception_handler(OperationalError)
-    @app.exception_handler(psycopg.OperationalError)  # the raw connections (api/fastdb.py)
+    @app.exception_handler(psycopg.OperationalError)  # the raw connections (core/rawdb.py)
     async def _database_down(_: Request, exc: Exception) -> JSONResponse:
         return database_down(exc)
 

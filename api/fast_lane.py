@@ -28,12 +28,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api import fast_reads
 from api.auth import authenticate
 from api.errors import handled_response
-from api.fastdb import FastPool
 from api.pagination import ListParams
 from api.routers import messages, runs
 from core import ids
+from core.rawdb import RawPool
 
-Handler = Callable[[FastPool, str], Awaitable[Response]]
+Handler = Callable[[RawPool, str], Awaitable[Response]]
 _LIST_KEYS = frozenset({"limit", "order", "after", "before"})
 
 

@@ -1,4 +1,4 @@
-"""The hot reads, one statement each on a raw connection (api/fastdb.py).
+"""The hot reads, one statement each on a raw connection (core/rawdb.py).
 
 Same scoping as api/lookups.py: a child (run, message) is found through its thread, and
 only if the thread is the caller's project's; anything else is "not found". A list page
@@ -19,12 +19,12 @@ from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
 from api.errors import invalid, not_found
-from api.fastdb import FastPool
 from api.pagination import ListParams
 from api.rows import select_list
 from api.schemas.messages import MessageObject
 from api.schemas.runs import RunObject
 from api.wire_json import json_response, list_page, ordered
+from core.rawdb import RawPool
 from core.tables import ACTIVE_RUN_STATUSES, MessageRow, RunRow
 from core.wire import message_to_wire, run_to_wire
 
@@ -42,7 +42,7 @@ def _child_sql(model: type[SQLModel]) -> str:
             "WHERE x.id = %s AND x.thread_id = %s AND t.project_id = %s")
 
 
-async def child(pool: FastPool, model: type[SQLModel], project: str, thread_id: str,
+async def child(pool: RawPool, model: type[SQLModel], project: str, thread_id: str,
                 object_id: str) -> Any | None:
     """A run or message of the project's thread (a namedtuple of the ORM attributes)."""
     async def query(conn: AsyncConnection[Any]) -> Any | None:
@@ -85,7 +85,7 @@ def _page_sql(model: type[SQLModel], descending: bool, after: bool, before: bool
     )
 
 
-async def page(pool: FastPool, model: type[SQLModel], project: str, thread_id: str,
+async def page(pool: RawPool, model: type[SQLModel], project: str, thread_id: str,
                params: ListParams, run_id: str | None = None) -> tuple[list[Any], bool]:
     """(one page of the thread's rows in the list's order, has_more); 404 for a thread
     that is not the project's, 400 for a cursor that is not in the list."""
@@ -118,7 +118,7 @@ async def page(pool: FastPool, model: type[SQLModel], project: str, thread_id: s
 
 # --- whole responses: shared by the routes and by api/fast_lane.py -------------------
 
-async def run_response(pool: FastPool, project: str, thread_id: str, run_id: str) -> Response:
+async def run_response(pool: RawPool, project: str, thread_id: str, run_id: str) -> Response:
     run = await child(pool, RunRow, project, thread_id, run_id)
     if run is None:
         raise not_found("run", run_id)
@@ -128,13 +128,13 @@ async def run_response(pool: FastPool, project: str, thread_id: str, run_id: str
     return json_response(ordered(RunObject, run_to_wire(run)), headers)
 
 
-async def runs_response(pool: FastPool, project: str, thread_id: str,
+async def runs_response(pool: RawPool, project: str, thread_id: str,
                         params: ListParams) -> Response:
     rows, has_more = await page(pool, RunRow, project, thread_id, params)
     return json_response(list_page(RunObject, rows, run_to_wire, has_more))
 
 
-async def message_response(pool: FastPool, project: str, thread_id: str,
+async def message_response(pool: RawPool, project: str, thread_id: str,
                            message_id: str) -> Response:
     row = await child(pool, MessageRow, project, thread_id, message_id)
     if row is None:
@@ -142,7 +142,7 @@ async def message_response(pool: FastPool, project: str, thread_id: str,
     return json_response(ordered(MessageObject, message_to_wire(row)))
 
 
-async def messages_response(pool: FastPool, project: str, thread_id: str, params: ListParams,
+async def messages_response(pool: RawPool, project: str, thread_id: str, params: ListParams,
                             run_id: str | None = None) -> Response:
     rows, has_more = await page(pool, MessageRow, project, thread_id, params, run_id)
     return json_response(list_page(MessageObject, rows, message_to_wire, has_more))

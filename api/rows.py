@@ -1,4 +1,4 @@
-"""SQL text and parameters for the raw-connection paths (api/fastdb.py), from the ORM tables.
+"""SQL text and parameters for the raw-connection paths (core/rawdb.py), from the ORM tables.
 
 Generated from `core/tables.py`, so a column added there is read and written here too.
 Rows come back as namedtuples whose fields are the ORM *attribute* names (`metadata_`),

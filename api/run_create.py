@@ -1,4 +1,4 @@
-"""Creating runs in two SQL statements on a raw connection (api/fastdb.py).
+"""Creating runs in two SQL statements on a raw connection (core/rawdb.py).
 
 Through the ORM, `POST /threads/runs` made ~7 round trips (ping, assistant, thread,
 each message, run, commit) and `POST /threads/{id}/runs` ~9, ~12 ms of API CPU each.
@@ -25,7 +25,6 @@ from psycopg.types.json import Jsonb
 from temporalio.client import Client
 
 from api.errors import ApiError, invalid, not_found
-from api.fastdb import FastPool
 from api.routers.messages import new_message_values
 from api.routers.threads import new_thread_values
 from api.rows import insert_params, insert_rows_sql, new_row, select_list
@@ -35,6 +34,7 @@ from api.schemas.runs import CreateRun, CreateThreadAndRun, RunOptions
 from api.schemas.threads import CreateThread
 from core import ids
 from core.events import RunEvents
+from core.rawdb import RawPool
 from core.settings import Settings
 from core.tables import ACTIVE_RUN_STATUSES, AssistantRow, MessageRow, RunRow, ThreadRow
 from core.wire import run_to_wire
@@ -125,7 +125,7 @@ def _thread_and_run_sql(messages: int) -> str:
     return f"WITH {', '.join(ctes)} {insert_rows_sql(RunRow, 1)}"
 
 
-async def _fetch(pool: FastPool, sql: str, *params: Any) -> Any | None:
+async def _fetch(pool: RawPool, sql: str, *params: Any) -> Any | None:
     async def query(conn: AsyncConnection[Any]) -> Any | None:
         cursor = conn.cursor(row_factory=namedtuple_row)
         await cursor.execute(sql, params)
@@ -138,7 +138,7 @@ def _busy(thread_id: str, run_id: str) -> ApiError:
     return invalid(f"Thread {thread_id} already has an active run {run_id}.")
 
 
-async def create_run(pool: FastPool, project: str, thread_id: str, body: CreateRun,
+async def create_run(pool: RawPool, project: str, thread_id: str, body: CreateRun,
                      settings: Settings) -> Any:
     """POST /threads/{thread_id}/runs without file_search attachments: the new run."""
     found = await _fetch(pool, _THREAD_SQL, body.assistant_id, project, thread_id, project)
@@ -176,7 +176,7 @@ async def create_run(pool: FastPool, project: str, thread_id: str, body: CreateR
     return run
 
 
-async def create_thread_and_run(pool: FastPool, project: str, body: CreateThreadAndRun,
+async def create_thread_and_run(pool: RawPool, project: str, body: CreateThreadAndRun,
                                 settings: Settings) -> tuple[Any, Any]:
     """POST /threads/runs without file_search attachments: (the thread, the run)."""
     assistant = await _fetch(pool, _ASSISTANT_SQL, body.assistant_id, project)
@@ -198,7 +198,7 @@ async def create_thread_and_run(pool: FastPool, project: str, body: CreateThread
     return thread, run
 
 
-async def launch(pool: FastPool, temporal: Client, settings: Settings, events: RunEvents,
+async def launch(pool: RawPool, temporal: Client, settings: Settings, events: RunEvents,
                  run: Any, first: list[tuple[str, Any]]) -> None:
     """Announce the run on its event stream (before any worker can), then start it."""
     wire = run_to_wire(run)

@@ -3,11 +3,11 @@
     python -m bench.db_path [--statements 2000]
 
 Only embedded Postgres is started. The same `SELECT 1` goes through: a bare psycopg
-`AsyncConnection` in autocommit (the floor), the worker's own path (`run_writes.connect`:
-an `AsyncSession` connection in autocommit, as a model turn's single statements use it),
-the same in a transaction (several writes that commit together), and `engine.connect()`.
-CPU and wall time per statement, on uvloop like the worker. It backs the "worker's SQL path"
-lever in bench/README.md: a text turn makes 6 statements.
+`AsyncConnection` in autocommit (the floor), the worker's path (`core.raw_statements`:
+a compiled Core statement on a connection of the raw pool, alone or in a transaction), the
+path it replaced (an `AsyncSession` connection in autocommit or in a transaction) and
+`engine.connect()`. CPU and wall time per statement, on uvloop like the worker. A text
+turn makes 3 statements, a function round trip 8.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ import psycopg
 import uvloop
 from sqlalchemy import text
 
-from activities import run_writes
 from bench.report import Report, log
 from core.db import create_engine, create_sessionmaker
+from core.raw_statements import CompiledStatement, connect
+from core.rawdb import RawPool
 from launcher.embedded import EmbeddedStack
 
 
@@ -36,17 +37,27 @@ async def measure(database_url: str, statements: int) -> Report:
     raw = await psycopg.AsyncConnection.connect(database_url.replace("+psycopg", ""),
                                                 autocommit=True)
     one = text("SELECT 1")
+    pool, compiled = RawPool(engine), CompiledStatement(one)
 
     async def bare() -> None:
         await (await raw.execute("SELECT 1")).fetchone()
 
     async def worker_path() -> None:
-        async with run_writes.connect(sessions, transaction=False) as db:
-            (await db.execute(one)).first()
+        async with connect(pool, transaction=False) as db:
+            (await db.execute(compiled)).first()
 
     async def worker_path_transaction() -> None:
-        async with run_writes.connect(sessions, transaction=True) as db:
-            (await db.execute(one)).first()
+        async with connect(pool, transaction=True) as db:
+            (await db.execute(compiled)).first()
+
+    async def session_path() -> None:
+        async with sessions() as session:
+            conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            (await conn.execute(one)).first()
+
+    async def session_path_transaction() -> None:
+        async with sessions() as session, session.begin():
+            (await session.execute(one)).first()
 
     async def engine_connect() -> None:
         async with engine.connect() as conn:
@@ -54,8 +65,10 @@ async def measure(database_url: str, statements: int) -> Report:
 
     paths: dict[str, Callable[[], Awaitable[None]]] = {
         "bare psycopg, autocommit": bare,
-        "worker: session, autocommit": worker_path,
-        "worker: session, transaction": worker_path_transaction,
+        "worker: raw pool, autocommit": worker_path,
+        "worker: raw pool, transaction": worker_path_transaction,
+        "AsyncSession, autocommit (before)": session_path,
+        "AsyncSession, transaction (before)": session_path_transaction,
         "engine.connect()": engine_connect,
     }
     cpu: dict[str, list[float]] = {name: [] for name in paths}
@@ -70,6 +83,7 @@ async def measure(database_url: str, statements: int) -> Report:
             cpu[name].append((time.process_time() - cpu_start) / statements * 1e6)
             wall[name].append((time.perf_counter() - wall_start) / statements * 1e6)
     await raw.close()
+    await pool.close()
     await engine.dispose()
     floor = min(cpu["bare psycopg, autocommit"])
     for name in paths:

@@ -2,7 +2,7 @@
 
 - api/run_create.py: runs made in two statements are stored as the ORM stores them, and
   the thread lock holds under concurrent creates.
-- api/fastdb.py: a pooled connection that Postgres closed is replaced, never surfaced.
+- core/rawdb.py: a pooled connection that Postgres closed is replaced, never surfaced.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from fastapi import FastAPI
 from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
-import api.fastdb
-from api.fastdb import FastPool
+import core.rawdb
 from core import ids
+from core.rawdb import RawPool
 from core.settings import Settings
 from core.tables import MessageRow, RunRow, ThreadRow
 from tests.fast_path_helpers import serve_app
@@ -118,7 +118,7 @@ async def test_concurrent_creates_on_one_thread_start_one_run(http: httpx.AsyncC
 
 # --- the raw connection pool -------------------------------------------------------------
 
-async def _backend_pid(pool: FastPool) -> int:
+async def _backend_pid(pool: RawPool) -> int:
     async with pool.connection() as conn:
         row = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
     assert row is not None
@@ -135,7 +135,7 @@ async def _terminate(settings: Settings, pid: int) -> None:
 async def test_a_connection_closed_by_postgres_is_replaced(
         settings: Settings, app: FastAPI, http: httpx.AsyncClient,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    pool: FastPool = app.state.fastdb
+    pool: RawPool = app.state.fastdb
     thread = (await http.post("/v1/threads", json={})).json()["id"]
     path = f"/v1/threads/{thread}/messages"
     # Seen on checkout: the closed socket is readable.
@@ -144,7 +144,7 @@ async def test_a_connection_closed_by_postgres_is_replaced(
     assert (await http.get(path)).status_code == 200
     assert await _backend_pid(pool) != pid
     # Missed on checkout (a restart between the check and the query): the read is retried.
-    monkeypatch.setattr(api.fastdb, "_readable", lambda conn: False)
+    monkeypatch.setattr(core.rawdb, "_readable", lambda conn: False)
     pid = await _backend_pid(pool)
     await _terminate(settings, pid)
     response = await http.get(path)

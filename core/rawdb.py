@@ -1,12 +1,14 @@
-"""A small pool of raw psycopg connections for the API's hot paths.
+"""A small pool of raw psycopg connections for the hot paths (the API's and the worker's).
 
 Why not the SQLAlchemy session the other routes use: measured on the 2-core box, a
 one-row read through the ORM costs ~2.4 ms of API CPU, the same read as one statement
-on a raw connection ~0.2 ms. The difference is round trips as much as Python: the
-engine's `pool_pre_ping` sends `SELECT 1` on every checkout (and psycopg wraps it in a
-`BEGIN`), the session ends with a `ROLLBACK`, so a single SELECT costs four round trips,
-and on this VM every send over loopback is paid in kernel CPU. Here connections are in
-autocommit mode, so a statement is its own transaction: one statement, one round trip.
+on a raw connection ~0.2 ms; in the worker, a statement through an AsyncSession costs
+0.63-0.75 ms of CPU against 0.10-0.13 ms here (`python -m bench.db_path`). The difference
+is round trips as much as Python: the engine's `pool_pre_ping` sends `SELECT 1` on every
+checkout (and psycopg wraps it in a `BEGIN`), the session ends with a `ROLLBACK`, so a
+single SELECT costs four round trips, and on this VM every send over loopback is paid in
+kernel CPU. Here connections are in autocommit mode, so a statement is its own
+transaction: one statement, one round trip.
 
 Instead of pinging, a connection is checked on checkout by polling its socket: an idle
 connection has nothing to read, so a readable one was closed or sent an error (a
@@ -32,9 +34,13 @@ from psycopg.pq import TransactionStatus
 from pydantic_core import from_json
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.errors import ApiError
-
 T = TypeVar("T")
+
+
+class PoolTimeout(psycopg.OperationalError):
+    """No connection came free in time: the database is stuck or overloaded (the API
+    answers 503 to it like to any unreachable database; an activity fails and is retried)."""
+
 # Requests hold a connection for one or two statements, so a few serve many in flight.
 POOL_SIZE = 10
 # As long as SQLAlchemy's pool_timeout: waiting longer means the database is stuck.
@@ -63,7 +69,7 @@ def _readable(conn: AsyncConnection[Any]) -> bool:
     return bool(poller.poll(0))
 
 
-class FastPool:
+class RawPool:
     def __init__(self, engine: AsyncEngine, size: int = POOL_SIZE) -> None:
         # The engine's own connect arguments, with psycopg's default adapters (not
         # SQLAlchemy's map) but a faster jsonb parser that yields the same values.
@@ -116,8 +122,8 @@ class FastPool:
                 async with asyncio.timeout(ACQUIRE_TIMEOUT_SECONDS):
                     await self._slots.acquire()
             except TimeoutError:
-                raise ApiError(503, "The server is temporarily unavailable; retry shortly.",
-                               type="server_error", code="service_unavailable") from None
+                raise PoolTimeout(f"no database connection free after "
+                                  f"{ACQUIRE_TIMEOUT_SECONDS:.0f} s") from None
         else:
             await self._slots.acquire()
         try:
