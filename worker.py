@@ -11,12 +11,7 @@ from typing import TYPE_CHECKING
 import httpx
 import redis.asyncio as redis
 from temporalio.client import Client
-from temporalio.worker import (
-    PollerBehaviorSimpleMaximum,
-    UnsandboxedWorkflowRunner,
-    Worker,
-    WorkflowRunner,
-)
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.file_search import FileSearchActivities
@@ -38,8 +33,6 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
 logger = logging.getLogger(__name__)
-# Concurrent workflow-task polls (see build_worker).
-WORKFLOW_TASK_POLLS = 10
 
 
 def workflow_runner(sandboxed: bool) -> WorkflowRunner:
@@ -72,14 +65,6 @@ def build_worker(client: Client, settings: Settings, activities: RunActivities,
         # them back for up to 80% of the heartbeat timeout (12 s), so a cancel would too.
         max_heartbeat_throttle_interval=timedelta(seconds=1),
         interceptors=[ActivityMetricsInterceptor()],
-        # Every run's first workflow task comes from the task queue itself, not the sticky
-        # queue, and the SDK's default (5 polls, ratio 0.2) polls it with one request at a
-        # time: under a burst, tasks waited there seconds while CPU sat idle, and Temporal
-        # spent more CPU per run storing and reloading the backlog. Measured on 2 cores
-        # (bench/throughput.py, 3-6 rounds each): 21-22 runs/s by default, 22-25 with
-        # 10 polls split evenly, 26 with these.
-        workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(WORKFLOW_TASK_POLLS),
-        nonsticky_to_sticky_poll_ratio=1.0,
     )
 
 
