@@ -8,6 +8,11 @@ with ingestion) on the real server, then replays each one:
 - through the sandbox with its default restrictions: workflow code that reads the clock,
   randomness, the environment or does I/O raises here, so it cannot reach main unnoticed;
 - unsandboxed, as the worker runs them: a replay that diverges from its history fails.
+
+tests/histories/ holds the same kinds of histories recorded by an earlier version (commit
+855529a): runs in flight during an upgrade, parked ones above all, must replay through
+today's code, so a change to the workflows that would strand them (a command added,
+removed or reordered without `workflow.patched`) fails here.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
+from pathlib import Path
 
 import httpx
 import openai
@@ -32,6 +38,7 @@ from workflows.types import SubmitToolOutputs, ToolOutput
 
 pytestmark = pytest.mark.usefixtures("worker")
 
+HISTORIES = Path(__file__).parent / "histories"
 WEATHER = {"type": "function", "function": {
     "name": "getCurrentWeather", "parameters": {
         "type": "object", "properties": {"location": {"type": "string"}}}}}
@@ -133,6 +140,19 @@ async def test_run_histories_replay_in_the_sandbox_and_without_it(
     assert endings == {EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
                        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED}, endings
 
+    for sandboxed in (True, False):
+        replayer = Replayer(workflows=[AssistantRunWorkflow, IngestFileWorkflow],
+                            workflow_runner=workflow_runner(sandboxed))
+        for history in histories:
+            # Raises on a non-deterministic replay or a sandbox violation.
+            await replayer.replay_workflow(history)
+
+
+async def test_histories_recorded_by_an_earlier_version_still_replay() -> None:
+    recorded = sorted(HISTORIES.glob("*.json"))
+    assert [path.stem for path in recorded] == [
+        "cancelled", "failed", "file_search", "ingest", "signal", "text", "update"]
+    histories = [WorkflowHistory.from_json(path.stem, path.read_text()) for path in recorded]
     for sandboxed in (True, False):
         replayer = Replayer(workflows=[AssistantRunWorkflow, IngestFileWorkflow],
                             workflow_runner=workflow_runner(sandboxed))
