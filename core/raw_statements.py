@@ -12,7 +12,7 @@ integers as ints: what SQLAlchemy returns for these columns too).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -42,7 +42,7 @@ class CompiledStatement:
         # SQLAlchemy's own conversions for its psycopg dialect (JSON to psycopg's Jsonb,
         # None as JSON null as its JSON type sends it; a JSON index to text), applied
         # once to the literals compiled into the statement, per execution to the rest.
-        self._convert: dict[str, Any] = {}
+        self._convert: dict[str, Callable[[Any], Any]] = {}
         self._literals: dict[str, Any] = {}
         for name, value in compiled.params.items():
             bind = compiled.binds[name]
