@@ -37,7 +37,6 @@ class CompiledStatement:
             # An expanding IN list is rendered per execution: not something to compile once.
             raise ValueError("statements with expanding parameters (IN lists) can't be "
                              "compiled once; compare with OR instead")
-        self.statement = statement  # for composing others, or running it through SQLAlchemy
         self.sql = compiled.string
         # SQLAlchemy's own conversions for its psycopg dialect (JSON to psycopg's Jsonb,
         # None as JSON null as its JSON type sends it; a JSON index to text), applied
