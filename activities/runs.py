@@ -108,21 +108,21 @@ class RunActivities:
 
     @activity.defn(name="model_turn")
     async def model_turn(self, input: ModelTurnInput) -> ModelTurnResult:
-        # Only a retry can find this turn's writes already made: the workflow schedules
-        # each turn's model_turn once, and only Temporal's retries run it again.
-        retry = _attempt() > 1
         async with connect(self._db, transaction=False) as db:
             # queued -> in_progress here rather than in an activity of its own: one
             # task fewer per turn, the same observable states; and in the statement that
-            # reads what the prompt needs. Turn 1's first attempt: the run has no steps.
-            start = await turn_writes.start_turn(db, input.run_id,
-                                                 with_steps=retry or input.turn > 1)
+            # reads what the prompt needs.
+            start = await turn_writes.start_turn(db, input.run_id)
         if start is None:
             raise ApplicationError(f"run {input.run_id} not found", non_retryable=True)
         run = start.run
         if start.started:  # published before anything of this turn can fail
             await self._events.publish(run.id, ("thread.run.in_progress", run_to_wire(run)))
-        done = self._already_done(start.steps, run, input.turn) if retry else None
+        # This turn's writes may have committed already, and not only on a retry: an
+        # operator's reset of the workflow runs the turn again from attempt 1 (so would a
+        # local activity, which a restarted worker runs again from attempt 1). The steps
+        # come with the start statement, so checking always costs one subquery.
+        done = self._already_done(start.steps, run, input.turn)
         if done is not None:
             return done
         prepared = await prepare_turn(run, self._context_window(run.model), start.history,
@@ -250,8 +250,3 @@ def _message_events(message: Mapping[str, Any],
                     step: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return [(f"thread.message.{message['status']}", message_columns_to_wire(message)),
             ("thread.run.step.completed", step_columns_to_wire(step))]
-
-
-def _attempt() -> int:
-    """This activity's attempt (called outside one, e.g. directly: take it as a retry)."""
-    return activity.info().attempt if activity.in_activity() else 2

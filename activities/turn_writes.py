@@ -93,8 +93,6 @@ def _steps(run: Any) -> Any:
 _started = (update(RUNS).where(RUNS.c.id == ID, RUNS.c.status == "queued")
             .values(status="in_progress", started_at=func.coalesce(RUNS.c.started_at, NOW))
             .returning(*returning(RUNS)).cte("started"))
-# Turn 1's first attempt: no steps yet.
-_START_FIRST = CompiledStatement(select(_started, _history(_started)))
 _START = CompiledStatement(select(_started, _history(_started), _steps(_started)))
 _READ = CompiledStatement(select(RUNS, _history(RUNS), _steps(RUNS)).where(RUNS.c.id == ID))
 
@@ -104,20 +102,20 @@ class TurnStart:
     run: RunRow
     started: bool  # this call moved the run from queued to in_progress
     history: list[list[Any]]  # [role, content] of the thread's earlier messages
-    steps: list[dict[str, Any]]  # the run's steps so far (if asked for)
+    steps: list[dict[str, Any]]  # the run's steps so far
 
 
-async def start_turn(db: RawDb, run_id: str, with_steps: bool) -> TurnStart | None:
+async def start_turn(db: RawDb, run_id: str) -> TurnStart | None:
     """The run, moved from queued to in_progress if it was queued; None if not found."""
-    row = (await db.execute(_START if with_steps else _START_FIRST,
-                            {"p_id": run_id, "p_now": int(time.time())})).first_mapping()
+    row = (await db.execute(_START, {"p_id": run_id, "p_now": int(time.time())})
+           ).first_mapping()
     started = row is not None
     if row is None:
         row = (await db.execute(_READ, {"p_id": run_id})).first_mapping()
         if row is None:
             return None
     run = run_row({c.key: row[c.key] for c in returning(RUNS)})
-    return TurnStart(run, started, row["history"], row.get("steps") or [])
+    return TurnStart(run, started, row["history"], row["steps"])
 
 
 # --- the rows streamed while the model writes ---------------------------------------

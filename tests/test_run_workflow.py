@@ -136,8 +136,11 @@ async def test_update_during_a_model_turn_is_accepted_when_the_turn_asks_for_it(
 
 
 async def test_second_submission_for_a_turn_rejected(env: WorkflowEnvironment) -> None:
-    """A second submission for the same turn (outputs already recorded) is rejected."""
-    rec = Recorder(turns=[ModelTurnResult("tool_calls", ["call_a"]), ModelTurnResult("message")])
+    """A second submission for the same turn (outputs already recorded) is rejected.
+    Turn 2 asks for another function, so the run is still open when it arrives (a run
+    that already ended refuses updates at the API: tests/test_runs.py)."""
+    rec = Recorder(turns=[ModelTurnResult("tool_calls", ["call_a"]),
+                          ModelTurnResult("tool_calls", ["call_b"]), ModelTurnResult("message")])
     async with started_run(env, rec) as run:
         await wait_for_status(run.handle, "requires_action")
         await run.handle.execute_update(AssistantRunWorkflow.submit_tool_outputs,
@@ -145,13 +148,16 @@ async def test_second_submission_for_a_turn_rejected(env: WorkflowEnvironment) -
         with pytest.raises(WorkflowUpdateFailedError):
             await run.handle.execute_update(AssistantRunWorkflow.submit_tool_outputs,
                                             outputs("call_a"))
+        await run.handle.execute_update(AssistantRunWorkflow.submit_tool_outputs,
+                                        outputs("call_b"))
         assert await run.handle.result() == RunResult("completed")
-    assert len(rec.inputs("record_tool_outputs")) == 1
+    assert [i.turn for i in rec.inputs("record_tool_outputs")] == [1, 2]
 
 
 async def test_racing_submissions_record_once(env: WorkflowEnvironment) -> None:
     """Two submissions at once (possibly in one workflow task): one wins, one is rejected."""
-    rec = Recorder(turns=[ModelTurnResult("tool_calls", ["call_a"]), ModelTurnResult("message")])
+    rec = Recorder(turns=[ModelTurnResult("tool_calls", ["call_a"]),
+                          ModelTurnResult("tool_calls", ["call_b"]), ModelTurnResult("message")])
     async with started_run(env, rec) as run:
         await wait_for_status(run.handle, "requires_action")
         first, second = await asyncio.gather(
@@ -161,9 +167,12 @@ async def test_racing_submissions_record_once(env: WorkflowEnvironment) -> None:
         results = [first, second]
         assert sum(isinstance(r, WorkflowUpdateFailedError) for r in results) == 1
         assert RunState("queued", 1, []) in results
+        await run.handle.execute_update(AssistantRunWorkflow.submit_tool_outputs,
+                                        outputs("call_b"))
         assert await run.handle.result() == RunResult("completed")
     assert rec.inputs("record_tool_outputs") == [
-        RecordToolOutputsInput(run.run_id, 1, outputs("call_a").tool_outputs)]
+        RecordToolOutputsInput(run.run_id, 1, outputs("call_a").tool_outputs),
+        RecordToolOutputsInput(run.run_id, 2, outputs("call_b").tool_outputs)]
 
 
 # --- 6. outputs through the operators' signal ----------------------------------------
