@@ -138,7 +138,7 @@ async def test_update_during_a_model_turn_is_accepted_when_the_turn_asks_for_it(
 async def test_second_submission_for_a_turn_rejected(env: WorkflowEnvironment) -> None:
     """A second submission for the same turn (outputs already recorded) is rejected.
     Turn 2 asks for another function, so the run is still open when it arrives (a run
-    that already ended refuses updates at the API: tests/test_runs.py)."""
+    that already ended refuses outputs at the API: tests/test_run_errors.py)."""
     rec = Recorder(turns=[ModelTurnResult("tool_calls", ["call_a"]),
                           ModelTurnResult("tool_calls", ["call_b"]), ModelTurnResult("message")])
     async with started_run(env, rec) as run:

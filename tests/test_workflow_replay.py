@@ -132,6 +132,15 @@ async def _closed_history(temporal: Client, workflow_id: str) -> WorkflowHistory
     raise AssertionError(f"workflow {workflow_id} did not close")
 
 
+async def _replay_in_the_sandbox_and_without_it(histories: list[WorkflowHistory]) -> None:
+    for sandboxed in (True, False):
+        replayer = Replayer(workflows=[AssistantRunWorkflow, IngestFileWorkflow],
+                            workflow_runner=workflow_runner(sandboxed))
+        for history in histories:
+            # Raises on a non-deterministic replay or a sandbox violation.
+            await replayer.replay_workflow(history)
+
+
 async def test_run_histories_replay_in_the_sandbox_and_without_it(
         sdk: openai.AsyncOpenAI, app: FastAPI, fake_llm: FakeLLM) -> None:
     temporal: Client = app.state.temporal
@@ -140,12 +149,7 @@ async def test_run_histories_replay_in_the_sandbox_and_without_it(
     assert endings == {EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
                        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED}, endings
 
-    for sandboxed in (True, False):
-        replayer = Replayer(workflows=[AssistantRunWorkflow, IngestFileWorkflow],
-                            workflow_runner=workflow_runner(sandboxed))
-        for history in histories:
-            # Raises on a non-deterministic replay or a sandbox violation.
-            await replayer.replay_workflow(history)
+    await _replay_in_the_sandbox_and_without_it(histories)
 
 
 async def test_histories_recorded_by_an_earlier_version_still_replay() -> None:
@@ -153,9 +157,4 @@ async def test_histories_recorded_by_an_earlier_version_still_replay() -> None:
     assert [path.stem for path in recorded] == [
         "cancelled", "failed", "file_search", "ingest", "signal", "text", "update"]
     histories = [WorkflowHistory.from_json(path.stem, path.read_text()) for path in recorded]
-    for sandboxed in (True, False):
-        replayer = Replayer(workflows=[AssistantRunWorkflow, IngestFileWorkflow],
-                            workflow_runner=workflow_runner(sandboxed))
-        for history in histories:
-            # Raises on a non-deterministic replay or a sandbox violation.
-            await replayer.replay_workflow(history)
+    await _replay_in_the_sandbox_and_without_it(histories)
