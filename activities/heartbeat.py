@@ -20,7 +20,9 @@ HEARTBEAT_SECONDS = 1.0
 
 @contextlib.asynccontextmanager
 async def heartbeating() -> AsyncIterator[None]:
-    if not activity.in_activity():  # called directly (tests, scripts)
+    # Called directly (tests, scripts), or a local activity: Temporal keeps those alive
+    # through the workflow task's own heartbeats, and delivers their cancels itself.
+    if not activity.in_activity() or activity.info().is_local:
         yield
         return
 

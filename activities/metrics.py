@@ -2,8 +2,9 @@
 
 - `assistants_activity_duration_seconds{activity, outcome}`: every attempt's latency;
   outcome is `completed`, `failed` or `cancelled`.
-- `assistants_activity_retries_total{activity}`: attempts after the first (Temporal
-  retries), counted when the retry starts.
+- `assistants_activity_retries_total{activity}`: attempts after the first, counted when
+  the retry starts: Temporal's retries, or the workflow's own for an activity whose input
+  carries an `attempt` (the model turn, a local activity retried by the workflow).
 
 `serve_metrics(port)` exposes the default registry over HTTP (WORKER_METRICS_PORT).
 """
@@ -37,7 +38,8 @@ ACTIVITY_RETRIES = Counter(
 class _ActivityMetrics(ActivityInboundInterceptor):
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         info = activity.info()
-        if info.attempt > 1:
+        attempt = max(info.attempt, getattr(input.args[0], "attempt", 1) if input.args else 1)
+        if attempt > 1:
             ACTIVITY_RETRIES.labels(info.activity_type).inc()
         outcome = "failed"
         start = time.perf_counter()

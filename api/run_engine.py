@@ -11,7 +11,7 @@ from temporalio.service import RPCError
 
 from api.errors import ApiError, invalid
 from core.settings import Settings
-from workflows.run import AssistantRunWorkflow
+from workflows.run import RUN_TASK_TIMEOUT, AssistantRunWorkflow
 from workflows.types import RetrySettings, RunInput, SubmitToolOutputs, ToolOutput
 
 THREAD_ID = SearchAttributeKey.for_keyword("ThreadId")
@@ -49,6 +49,7 @@ async def start_run(client: Client, settings: Settings, run: RunKeys) -> None:
                  _retry_settings(settings)),
         id=run.id,
         task_queue=settings.temporal_task_queue,
+        task_timeout=RUN_TASK_TIMEOUT,
         memo={"thread_id": run.thread_id, "assistant_id": run.assistant_id},
         search_attributes=search_attributes,
         static_summary=f"Run {run.id} of assistant {run.assistant_id} on {run.thread_id}",

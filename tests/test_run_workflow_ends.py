@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 
 import pytest
 from temporalio.client import WorkflowFailureError
@@ -83,7 +84,7 @@ async def test_rate_limited_until_attempts_exhausted(env: WorkflowEnvironment) -
         assert await run.handle.result() == RunResult("failed")
     assert rec.calls == [
         ("model_turn", ModelTurnInput(run.run_id, 1)),
-        ("model_turn", ModelTurnInput(run.run_id, 1)),
+        ("model_turn", ModelTurnInput(run.run_id, 1, attempt=2)),
         ("finish_run", FinishInput(run.run_id, "failed",
                                    {"code": "rate_limit_exceeded",
                                     "message": "Slow down again"})),
@@ -92,15 +93,14 @@ async def test_rate_limited_until_attempts_exhausted(env: WorkflowEnvironment) -
 
 async def test_cancel_during_model_turn(env: WorkflowEnvironment) -> None:
     rec = Recorder(turns=[ModelTurnResult("message")], release=asyncio.Event())
-    # A short heartbeat timeout: heartbeats (and so cancels) are sent every 0.8 s.
-    retry = RetrySettings(heartbeat_timeout_seconds=1)
-    async with started_run(env, rec, retry) as run:
+    async with started_run(env, rec) as run:
         await asyncio.wait_for(rec.model_started.wait(), timeout=10)
         await run.handle.cancel()
         with pytest.raises(WorkflowFailureError) as failure:
             await run.handle.result()
         assert isinstance(failure.value.cause, CancelledError)
-        # The cancel reached the model call through its heartbeats.
+        # The cancel reached the model call (a local activity: at its workflow task's
+        # next heartbeat).
         await asyncio.wait_for(rec.model_cancelled.wait(), timeout=10)
     assert rec.calls == [
         ("model_turn", ModelTurnInput(run.run_id, 1)),
@@ -109,14 +109,49 @@ async def test_cancel_during_model_turn(env: WorkflowEnvironment) -> None:
 
 
 async def test_retries_cut_short_by_expiry_expire_the_run(env: WorkflowEnvironment) -> None:
-    """Rate limited until the deadline: the server stops retrying before expires_at (the next
-    attempt would start after it) and reports the last RateLimited error with retry_state
-    TIMEOUT, not a timeout error. The run expired; it did not fail."""
+    """Rate limited until the deadline: the workflow stops retrying when the next attempt
+    would start after expires_at (Temporal alone would go on retrying a local activity
+    past its schedule_to_close_timeout). The run expired; it did not fail."""
     rec = Recorder(turns=[ApplicationError("Slow down", type="RateLimited")] * 20)
     retry = RetrySettings(initial_interval_seconds=0.5, maximum_attempts=0)  # unlimited
-    # The test server does not skip retry backoffs, so this deadline is short (real time).
+    # Short: the test server skips the backoff timers, but not the workflow tasks'
+    # real time between them.
     async with started_run(env, rec, retry, run_seconds=2) as run:
         assert await run.handle.result() == RunResult("expired")
-    assert len(rec.inputs("model_turn")) >= 2
+    attempts = [turn.attempt for turn in rec.inputs("model_turn")]
+    assert attempts == list(range(1, len(attempts) + 1)) and len(attempts) >= 2
     assert rec.calls[-1] == ("finish_run", FinishInput(run.run_id, "expired", None))
     assert rec.names()[:-1] == ["model_turn"] * (len(rec.calls) - 1)
+
+
+async def test_model_call_still_running_at_the_deadline_expires_the_run(
+        env: WorkflowEnvironment) -> None:
+    """A model call that never ends is stopped when the run expires, not after the model
+    call timeout (120 s here), and the run expires without a retry."""
+    rec = Recorder(turns=[ModelTurnResult("message")], release=asyncio.Event())
+    wall = time.monotonic()
+    async with started_run(env, rec, run_seconds=2) as run:
+        assert await run.handle.result() == RunResult("expired")
+        await asyncio.wait_for(rec.model_cancelled.wait(), timeout=10)
+    assert time.monotonic() - wall < 30
+    assert rec.calls == [
+        ("model_turn", ModelTurnInput(run.run_id, 1)),
+        ("finish_run", FinishInput(run.run_id, "expired", None)),
+    ]
+
+
+async def test_retry_after_from_the_provider_sets_the_backoff(
+        env: WorkflowEnvironment) -> None:
+    """A RateLimited error that says when to come back is retried after exactly that long
+    (a durable timer), not after the policy's backoff."""
+    slow_down = ApplicationError("Slow down", type="RateLimited",
+                                 next_retry_delay=timedelta(seconds=7))
+    rec = Recorder(turns=[slow_down, ModelTurnResult("message")])
+    async with started_run(env, rec) as run:
+        assert await run.handle.result() == RunResult("completed")
+        timers = [event.timer_started_event_attributes.start_to_fire_timeout.ToSeconds()
+                  async for event in run.handle.fetch_history_events()
+                  if event.HasField("timer_started_event_attributes")]
+    assert timers == [7]
+    assert rec.inputs("model_turn") == [ModelTurnInput(run.run_id, 1),
+                                        ModelTurnInput(run.run_id, 1, attempt=2)]

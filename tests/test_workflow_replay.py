@@ -3,8 +3,8 @@
 The worker runs workflows unsandboxed by default (WORKFLOW_SANDBOX, see worker.py): the
 sandbox re-creates module state for every run, a sixth of the worker's CPU per run. This
 test is what keeps that safe. It records the histories of runs that take every path of the
-workflows (text, function round trip by update and by signal, cancel, failure, file_search
-with ingestion) on the real server, then replays each one:
+workflows (text, a retried model turn, function round trip by update and by signal, cancel,
+failure, file_search with ingestion) on the real server, then replays each one:
 - through the sandbox with its default restrictions: workflow code that reads the clock,
   randomness, the environment or does I/O raises here, so it cannot reach main unnoticed;
 - unsandboxed, as the worker runs them: a replay that diverges from its history fails.
@@ -66,6 +66,10 @@ async def _histories(sdk: openai.AsyncOpenAI, temporal: Client) -> list[Workflow
 
     _, text = await _run(sdk, assistant, f"{marker} [[reply:Hello.]]")
     run_ids.append(text)
+
+    # The model call fails once (a 503): the workflow retries the turn after a timer.
+    _, retried = await _run(sdk, assistant, f"{marker} [[fail:503x1]] [[reply:Hello.]]")
+    run_ids.append(retried)
 
     # Function round trip, outputs by update (the API's path).
     thread, by_update = await _run(sdk, assistant, f"{marker} {CALL}")
@@ -148,6 +152,8 @@ async def test_run_histories_replay_in_the_sandbox_and_without_it(
     endings = {h.events[-1].event_type for h in histories}
     assert endings == {EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
                        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED}, endings
+    retried = histories[1]  # the backoff between its two attempts is a timer
+    assert EventType.EVENT_TYPE_TIMER_FIRED in {e.event_type for e in retried.events}
 
     await _replay_in_the_sandbox_and_without_it(histories)
 

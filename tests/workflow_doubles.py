@@ -28,7 +28,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from tests import requirements
-from workflows.run import AssistantRunWorkflow
+from workflows.run import RUN_TASK_TIMEOUT, AssistantRunWorkflow
 from workflows.types import (
     FinishInput,
     ModelTurnInput,
@@ -79,6 +79,11 @@ class Recorder:
     model_started: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event | None = None
     model_cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    # What each (run, turn) returned: a turn run again returns it again, like model_turn,
+    # which finds what an earlier run of the turn recorded (a local activity runs again
+    # when its workflow task is retried).
+    turns_ended: dict[tuple[str, int], ModelTurnResult] = field(default_factory=dict)
+    turns_rerun: int = 0
 
     def inputs(self, name: str) -> list[Any]:
         return [input for called, input in self.calls if called == name]
@@ -98,11 +103,17 @@ def fake_activities(rec: Recorder) -> list[Any]:
 
     @activity.defn(name="model_turn")
     async def fake_model_turn(input: ModelTurnInput) -> ModelTurnResult:
+        ended = rec.turns_ended.get((input.run_id, input.turn))
+        if ended is not None:  # writes nothing: not in `calls`
+            rec.turns_rerun += 1
+            return ended
         rec.calls.append(("model_turn", input))
         rec.model_started.set()
         while rec.release is not None and not rec.release.is_set():
-            # Heartbeats are how a cancel reaches a running model call.
-            activity.heartbeat()
+            if not activity.info().is_local:
+                # Heartbeats are how a cancel reaches a model call run as a regular
+                # activity (a local one's cancel comes through its workflow task).
+                activity.heartbeat()
             try:
                 await asyncio.wait_for(rec.release.wait(), timeout=0.05)
             except TimeoutError:
@@ -113,6 +124,7 @@ def fake_activities(rec: Recorder) -> list[Any]:
         outcome = rec.turns.pop(0)
         if isinstance(outcome, Exception):
             raise outcome
+        rec.turns_ended[(input.run_id, input.turn)] = outcome
         return outcome
 
     return [fake_finish_run, fake_record_tool_outputs, fake_model_turn]
@@ -142,7 +154,8 @@ async def started_run(env: WorkflowEnvironment, rec: Recorder,
     async with Worker(env.client, task_queue=task_queue, workflows=[AssistantRunWorkflow],
                       activities=fake_activities(rec)):
         handle = await env.client.start_workflow(
-            AssistantRunWorkflow.run, run_input, id=run_id, task_queue=task_queue)
+            AssistantRunWorkflow.run, run_input, id=run_id, task_queue=task_queue,
+            task_timeout=RUN_TASK_TIMEOUT)
         yield Run(handle, rec, run_id, now, expires_at)
 
 

@@ -61,6 +61,9 @@ class RunState:
 class ModelTurnInput:
     run_id: str
     turn: int
+    # The workflow retries the turn itself (a local activity, see workflows/retries.py),
+    # so Temporal's attempt count stays 1: this is the real one.
+    attempt: int = 1
 
 
 @dataclass
