@@ -6,6 +6,7 @@ events (what live clients see), so an event never names a row that is not there.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
@@ -116,20 +117,32 @@ class RunActivities:
         if start is None:
             raise ApplicationError(f"run {input.run_id} not found", non_retryable=True)
         run = start.run
-        if start.started:  # published before anything of this turn can fail
-            await self._events.publish(run.id, ("thread.run.in_progress", run_to_wire(run)))
+        # in_progress goes out while the prompt is built and the model asked (~1 ms off
+        # the first token); every later publish of the turn waits for it, so clients
+        # still see it first, and the turn does not end before it is out.
+        announced: asyncio.Future[None] = asyncio.ensure_future(
+            self._events.publish(run.id, ("thread.run.in_progress", run_to_wire(run)))
+            if start.started else asyncio.sleep(0))
+        try:
+            return await self._run_turn(run, start, input.turn, announced)
+        finally:
+            await announced
+
+    async def _run_turn(self, run: RunRow, start: turn_writes.TurnStart, turn: int,
+                        announced: asyncio.Future[None]) -> ModelTurnResult:
         # This turn's writes may have committed already, and not only on a retry: an
         # operator's reset of the workflow runs the turn again from attempt 1 (so would a
         # local activity, which a restarted worker runs again from attempt 1). The steps
         # come with the start statement, so checking always costs one subquery.
-        done = self._already_done(start.steps, run, input.turn)
+        done = self._already_done(start.steps, run, turn)
         if done is not None:
             return done
         prepared = await prepare_turn(run, self._context_window(run.model), start.history,
                                       start.steps, self._image_resolver(run))
         if prepared.exhausted:
+            await announced
             return await self._end_incomplete(run.id, prepared.exhausted)
-        stream = TurnStream(self._db, self._events, run, input.turn)
+        stream = TurnStream(self._db, self._events, run, turn, announced)
         async with heartbeating():
             outcome = await self._call(prepared.request, stream)
             problem = violation(run.tools, prepared.tool_choice, run.response_format, outcome)
@@ -149,7 +162,8 @@ class RunActivities:
             # The backend reported no usage: our estimate, so usage is never empty.
             outcome.usage = Usage(prepared.prompt_tokens, estimate_tokens(
                 outcome.text + "".join(c.name + c.arguments for c in outcome.tool_calls)))
-        return await self._record(run, input.turn, outcome, stream.message_opened)
+        await announced
+        return await self._record(run, turn, outcome, stream.message_opened)
 
     async def _call(self, request: ChatRequest, stream: TurnStream) -> TurnOutcome:
         try:

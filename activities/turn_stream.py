@@ -12,6 +12,7 @@ carries the authoritative text. Stored messages never hold duplicated text.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from activities import run_writes, turn_writes
@@ -26,9 +27,12 @@ Event = tuple[str, Any]  # (OpenAI event name, payload)
 
 
 class TurnStream:
-    def __init__(self, db: RawPool, events: RunEvents, run: RunRow, turn: int) -> None:
+    def __init__(self, db: RawPool, events: RunEvents, run: RunRow, turn: int,
+                 announced: Awaitable[None]) -> None:
         self._db = db
         self._events = events
+        # The run's in_progress event, still on its way: published before anything else.
+        self._announced = announced
         self._run = run
         self._turn = turn
         self._message_id = run_writes.message_id(run.id, turn)
@@ -51,9 +55,9 @@ class TurnStream:
         return self._message_open
 
     async def on_delta(self, delta: Delta) -> None:
-        # No heartbeat per delta: model_turn's `heartbeating()` beats every second in the
-        # background, and a heartbeat call costs ~0.2 ms of worker CPU (measured), i.e.
-        # 100 ms for a 500-token answer, for nothing a background beat does not already do.
+        # No heartbeat per delta: a local activity's liveness is its workflow task's, and
+        # a regular one's (runs started before the local-activity turn) is
+        # `heartbeating()`'s background beat; a heartbeat call costs ~0.2 ms of worker CPU.
         if isinstance(delta, TextDelta):
             opened = () if self._message_open else await self._open_message()
             self._text += delta.text
@@ -82,6 +86,7 @@ class TurnStream:
         async with connect(self._db, transaction=False) as db:
             created = await turn_writes.open_message(db, self._run, self._turn)
         self._message_open = True  # the rows exist now
+        await self._announced
         if created is None:  # an earlier attempt of this turn created them
             self._published = await self._events.published_text(self._run.id, self._message_id)
             return ()
@@ -93,6 +98,7 @@ class TurnStream:
         async with connect(self._db, transaction=False) as db:
             created = await turn_writes.open_tools(db, self._run, self._turn)
         self._tools_open = True
+        await self._announced
         if created is None:
             self._tools_replayed = True
             return

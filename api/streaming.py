@@ -42,12 +42,18 @@ async def relay(events: RunEvents, run_id: str, after_id: str,
                     return
                 yield ": keep-alive\n\n"  # a comment line: proxies keep the connection
                 continue
+            # One write per batch, not per event: the first token comes with the four
+            # events announcing its step and message, and each write is a send to the
+            # client (~0.4 ms apart on 2 cores when written one by one).
+            frames = []
             for item in batch:
                 cursor = item.id
-                yield _frame(item.event, item.data, item.id)
+                frames.append(_frame(item.event, item.data, item.id))
                 if item.event in STREAM_ENDS:
-                    yield _frame("done", "[DONE]")
+                    frames.append(_frame("done", "[DONE]"))
+                    yield "".join(frames)
                     return
+            yield "".join(frames)
     except Exception:
         # Both SDKs raise on `event: error` whose data is {"error": {...}}.
         logger.exception("stream of run %s broke", run_id)

@@ -49,6 +49,10 @@ def _check_order(events: list[str]) -> None:
         assert events.index("thread.run.step.created") < events.index("thread.run.step.delta")
     assert events.index("thread.run.created") < events.index("thread.run.queued")
     assert events.index("thread.run.queued") < events.index("thread.run.in_progress")
+    # in_progress is published while the model is asked, and still comes first.
+    for announced in ("thread.run.step.created", "thread.message.created"):
+        if announced in events:
+            assert events.index("thread.run.in_progress") < events.index(announced)
 
 
 async def _assistant(client: openai.AsyncOpenAI) -> str:

@@ -37,9 +37,9 @@ async def test_sigkill_during_llm_call_loses_and_duplicates_nothing(
     assert [m.role for m in messages.data] == ["user"]
 
     await workers.start()
-    # Nobody tells Temporal the attempt died: the model_turn activity's heartbeat
-    # timeout (15 s, RetrySettings.heartbeat_timeout_seconds) must expire first; then
-    # the retry (0.2 s later) is picked up by worker #2, plus its own 3 s model call.
+    # Nobody tells Temporal the attempt died: the workflow task running the model turn
+    # (a local activity) times out first (RUN_TASK_TIMEOUT, 2 s); worker #2 then
+    # replays the run and makes the model call again, its own 3 s.
     done = await poll_run(sdk, thread.id, run.id, TERMINAL, 60, workers)
     assert done.status == "completed", (done.last_error, workers.logs())
 

@@ -1,8 +1,9 @@
 """kill -9 of a worker process while 20 runs are inside their model call.
 
 The runs go to a dedicated task queue served only by worker processes started here. Worker #1
-is killed while the fake model holds all 20 answers; worker #2 takes over once the model_turn
-heartbeat timeout (15 s) lets Temporal retry. Every run must complete exactly once.
+is killed while the fake model holds all 20 answers; worker #2 takes over once the workflow
+tasks running the model turns (local activities) time out (2 s). Every run must complete
+exactly once.
 """
 
 from __future__ import annotations
