@@ -46,7 +46,7 @@ async def start_run(client: Client, settings: Settings, run: RunKeys) -> None:
     await client.start_workflow(
         AssistantRunWorkflow.run,
         RunInput(run.id, run.thread_id, run.assistant_id, run.expires_at,
-                 _retry_settings(settings)),
+                 _retry_settings(settings), local_model_turn=True),
         id=run.id,
         task_queue=settings.temporal_task_queue,
         task_timeout=RUN_TASK_TIMEOUT,

@@ -152,6 +152,12 @@ async def test_run_histories_replay_in_the_sandbox_and_without_it(
     endings = {h.events[-1].event_type for h in histories}
     assert endings == {EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
                        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED}, endings
+    # A text run: the model turn is one local-activity marker, and nothing else is
+    # recorded for it (no patch marker, no search-attribute upsert).
+    text = [e.event_type for e in histories[0].events]
+    assert text.count(EventType.EVENT_TYPE_MARKER_RECORDED) == 1, text
+    assert EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES not in text
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in text
     retried = histories[1]  # the backoff between its two attempts is a timer
     assert EventType.EVENT_TYPE_TIMER_FIRED in {e.event_type for e in retried.events}
 

@@ -142,15 +142,18 @@ class Run:
 @asynccontextmanager
 async def started_run(env: WorkflowEnvironment, rec: Recorder,
                       retry: RetrySettings | None = None,
-                      run_seconds: int = RUN_SECONDS) -> AsyncIterator[Run]:
-    """A worker with the fake activities on a fresh task queue, and one run started on it."""
+                      run_seconds: int = RUN_SECONDS,
+                      local_model_turn: bool = True) -> AsyncIterator[Run]:
+    """A worker with the fake activities on a fresh task queue, and one run started on it
+    (`local_model_turn=False`: as runs started before the model turn became a local
+    activity)."""
     task_queue = f"run-workflow-test-{uuid.uuid4()}"
     run_id = f"run_{uuid.uuid4().hex}"
     now = await env.get_current_time()
     # Rounded up: the run expires no earlier than run_seconds after `now`.
     expires_at = math.ceil(now.timestamp()) + run_seconds
     run_input = RunInput(run_id, "thread_1", "asst_1", expires_at=expires_at,
-                         retry=retry or RetrySettings())
+                         retry=retry or RetrySettings(), local_model_turn=local_model_turn)
     async with Worker(env.client, task_queue=task_queue, workflows=[AssistantRunWorkflow],
                       activities=fake_activities(rec)):
         handle = await env.client.start_workflow(

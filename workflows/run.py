@@ -45,8 +45,6 @@ with workflow.unsafe.imports_passed_through():
 DB_WRITE_TIMEOUT = timedelta(seconds=10)
 DB_WRITE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
                              maximum_interval=timedelta(seconds=5))
-# workflow.patched() id: from here on the model turn is a local activity.
-MODEL_TURN_LOCAL = "model-turn-local-activity"
 # Start runs with this workflow task timeout. While the model turn (a local activity)
 # runs, the worker heartbeats the task at 80% of it, and only then does a cancel or an
 # update that arrived meanwhile reach the workflow: ~1.6 s at most (Temporal's default,
@@ -114,7 +112,7 @@ class AssistantRunWorkflow:
         # On cancel, wait until the call has really stopped: what it streamed up to then
         # is what the cancelled message keeps.
         on_cancel = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
-        if workflow.patched(MODEL_TURN_LOCAL):
+        if self._input.local_model_turn:
             # A local activity: the worker runs the turn inside this workflow task, so a
             # text run is one workflow task instead of two plus an activity task (a third
             # less Temporal CPU per run, ~6 ms off the first token). The price: a cancel
@@ -122,7 +120,7 @@ class AssistantRunWorkflow:
             # run's task timeout, api/run_engine.py), and a restarted worker runs the turn
             # again (model_turn finds what an earlier run of it recorded).
             return await self._local_model_turn(turn, call_timeout, on_cancel)
-        # Runs started before MODEL_TURN_LOCAL replay the regular activity they ran.
+        # Runs started before the local-activity turn replay the regular activity they ran.
         return await workflow.execute_activity_method(
             RunActivities.model_turn, turn, start_to_close_timeout=call_timeout,
             # The whole turn, retries included, must end before the run expires.

@@ -29,6 +29,12 @@ class RunInput:
     # Unix seconds: the run expires if it is still active then.
     expires_at: int
     retry: RetrySettings = field(default_factory=RetrySettings)
+    # The model turn as a local activity (the API starts every run so). Absent from the
+    # input of runs started before it: those keep replaying the regular activity they
+    # ran. An input field rather than workflow.patched(), whose marker and
+    # TemporalChangeVersion search-attribute upsert would cost every run two history
+    # events and a visibility write.
+    local_model_turn: bool = False
 
 
 @dataclass
