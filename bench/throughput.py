@@ -112,9 +112,9 @@ async def measure(stack: BenchStack, runs: int, concurrency: int, limit: float,
                "req/s", "", f"create p50 {create_ms['p50']} ms, p95 {create_ms['p95']} ms")
     report.add("drain time (first create -> last workflow closed)", elapsed, "s")
     report.add("activities per run (task-queue round trips)", history["activities"], "", "",
-               "model_turn")
+               "runs started before the local-activity turn, file_search")
     report.add("local activities per run", history["local_activities"], "", "",
-               "transition_run etc., inside workflow tasks")
+               "model_turn (finish_run, record_tool_outputs), inside workflow tasks")
     report.add("workflow tasks per run", history["workflow_tasks"], "")
     for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
         report.add(f"CPU per run: {name}", seconds * 1000 / runs, "ms", "",

@@ -124,13 +124,16 @@ async def test_retries_cut_short_by_expiry_expire_the_run(env: WorkflowEnvironme
     assert rec.names()[:-1] == ["model_turn"] * (len(rec.calls) - 1)
 
 
+@pytest.mark.parametrize("attempts", [6, 1])
 async def test_model_call_still_running_at_the_deadline_expires_the_run(
-        env: WorkflowEnvironment) -> None:
+        env: WorkflowEnvironment, attempts: int) -> None:
     """A model call that never ends is stopped when the run expires, not after the model
-    call timeout (120 s here), and the run expires without a retry."""
+    call timeout (120 s here), and the run expires (it does not fail, even on its last
+    attempt) without a retry."""
     rec = Recorder(turns=[ModelTurnResult("message")], release=asyncio.Event())
     wall = time.monotonic()
-    async with started_run(env, rec, run_seconds=2) as run:
+    retry = RetrySettings(maximum_attempts=attempts)
+    async with started_run(env, rec, retry, run_seconds=2) as run:
         assert await run.handle.result() == RunResult("expired")
         await asyncio.wait_for(rec.model_cancelled.wait(), timeout=10)
     assert time.monotonic() - wall < 30

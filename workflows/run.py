@@ -142,16 +142,19 @@ class AssistantRunWorkflow:
         failure; the happy path records one marker."""
         attempt = 1
         while True:
-            remaining = self._input.expires_at - workflow.now().timestamp()
-            if remaining <= 0:
+            remaining = timedelta(seconds=self._input.expires_at - workflow.now().timestamp())
+            if remaining <= timedelta(0):
                 return ModelTurnResult("expired")
             try:
                 return await workflow.execute_local_activity_method(
                     RunActivities.model_turn, dataclasses.replace(turn, attempt=attempt),
-                    start_to_close_timeout=min(call_timeout, timedelta(seconds=remaining)),
+                    start_to_close_timeout=min(call_timeout, remaining),
                     retry_policy=RetryPolicy(maximum_attempts=1), cancellation_type=on_cancel)
             except (ActivityError, ApplicationError, TemporalTimeoutError) as error:
-                delay = retry_delay(self._input.retry, attempt, failure_cause(error))
+                cause = failure_cause(error)
+                if isinstance(cause, TemporalTimeoutError) and remaining < call_timeout:
+                    return ModelTurnResult("expired")  # the run's deadline cut the call
+                delay = retry_delay(self._input.retry, attempt, cause)
                 if delay is None:
                     raise
             if workflow.now().timestamp() + delay >= self._input.expires_at:
