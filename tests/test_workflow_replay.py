@@ -9,10 +9,12 @@ failure, file_search with ingestion) on the real server, then replays each one:
   randomness, the environment or does I/O raises here, so it cannot reach main unnoticed;
 - unsandboxed, as the worker runs them: a replay that diverges from its history fails.
 
-tests/histories/ holds the same kinds of histories recorded by an earlier version (commit
-855529a): runs in flight during an upgrade, parked ones above all, must replay through
-today's code, so a change to the workflows that would strand them (a command added,
-removed or reordered without `workflow.patched`) fails here.
+tests/histories/ holds the same kinds of histories recorded by earlier versions, one
+directory each (RECORDED below): runs in flight during an upgrade, parked ones above all,
+must replay through today's code, so a change to the workflows that would strand them (a
+command added, removed or reordered without a version switch: `workflow.patched` or, as
+for the local-activity turn, a RunInput field) fails here. Record a new directory when the
+workflows' commands change.
 """
 
 from __future__ import annotations
@@ -164,9 +166,20 @@ async def test_run_histories_replay_in_the_sandbox_and_without_it(
     await _replay_in_the_sandbox_and_without_it(histories)
 
 
-async def test_histories_recorded_by_an_earlier_version_still_replay() -> None:
-    recorded = sorted(HISTORIES.glob("*.json"))
-    assert [path.stem for path in recorded] == [
-        "cancelled", "failed", "file_search", "ingest", "signal", "text", "update"]
+# What each version recorded (the directories in tests/histories/).
+RECORDED = {
+    # Commit 855529a: the model turn as a regular activity.
+    "regular_activity_turn": ["cancelled", "failed", "file_search", "ingest", "signal",
+                              "text", "update"],
+    # 2026-11-27 (stop 15): the model turn as a local activity, retried by the workflow.
+    "local_activity_turn": ["cancelled", "failed", "file_search", "ingest", "retried",
+                            "signal", "text", "update"],
+}
+
+
+@pytest.mark.parametrize("version", sorted(RECORDED))
+async def test_histories_recorded_by_an_earlier_version_still_replay(version: str) -> None:
+    recorded = sorted((HISTORIES / version).glob("*.json"))
+    assert [path.stem for path in recorded] == RECORDED[version]
     histories = [WorkflowHistory.from_json(path.stem, path.read_text()) for path in recorded]
     await _replay_in_the_sandbox_and_without_it(histories)
