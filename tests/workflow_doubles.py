@@ -83,7 +83,6 @@ class Recorder:
     # which finds what an earlier run of the turn recorded (a local activity runs again
     # when its workflow task is retried).
     turns_ended: dict[tuple[str, int], ModelTurnResult] = field(default_factory=dict)
-    turns_rerun: int = 0
 
     def inputs(self, name: str) -> list[Any]:
         return [input for called, input in self.calls if called == name]
@@ -105,7 +104,6 @@ def fake_activities(rec: Recorder) -> list[Any]:
     async def fake_model_turn(input: ModelTurnInput) -> ModelTurnResult:
         ended = rec.turns_ended.get((input.run_id, input.turn))
         if ended is not None:  # writes nothing: not in `calls`
-            rec.turns_rerun += 1
             return ended
         rec.calls.append(("model_turn", input))
         rec.model_started.set()

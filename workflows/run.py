@@ -83,8 +83,8 @@ class AssistantRunWorkflow:
                     return await self._finish("expired")
                 self._outputs_recorded = False
         except asyncio.CancelledError:
-            # Cancellation reached us (the in-flight activity was cancelled through
-            # its heartbeats); record it, then let Temporal show the run as cancelled.
+            # Cancellation reached us (a running model turn is cancelled with it);
+            # record it, then let Temporal show the run as cancelled.
             await asyncio.shield(asyncio.ensure_future(self._finish("cancelled")))
             raise
         except (ActivityError, ApplicationError, CancelledError,
@@ -114,11 +114,11 @@ class AssistantRunWorkflow:
         on_cancel = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
         if self._input.local_model_turn:
             # A local activity: the worker runs the turn inside this workflow task, so a
-            # text run is one workflow task instead of two plus an activity task (a third
-            # less Temporal CPU per run, ~6 ms off the first token). The price: a cancel
-            # or update reaches the workflow at the task's next heartbeat (80% of the
-            # run's task timeout, api/run_engine.py), and a restarted worker runs the turn
-            # again (model_turn finds what an earlier run of it recorded).
+            # text run is one workflow task instead of two plus an activity task (half
+            # the Temporal CPU per run, one hand-off less before the first token). The
+            # price: a cancel or update reaches the workflow at the task's next heartbeat
+            # (80% of RUN_TASK_TIMEOUT, which the API starts runs with), and a restarted
+            # worker runs the turn again (model_turn finds what an earlier run recorded).
             return await self._local_model_turn(turn, call_timeout, on_cancel)
         # Runs started before the local-activity turn replay the regular activity they ran.
         return await workflow.execute_activity_method(
