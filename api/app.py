@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, bind_host: str | None = None,
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessions = create_sessionmaker(engine)
-        app.state.fastdb = RawPool(engine)  # the hot paths' raw connections
+        app.state.raw_db = RawPool(engine)  # the hot paths' raw connections
         app.state.redis = redis.from_url(settings.redis_url)
         app.state.events = RunEvents(app.state.redis)
         app.state.storage = ObjectStorage(settings)
@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None, bind_host: str | None = None,
             yield
         finally:
             await app.state.redis.aclose()
-            await app.state.fastdb.close()
+            await app.state.raw_db.close()
             await engine.dispose()
 
     app = FastAPI(

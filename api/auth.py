@@ -115,7 +115,7 @@ async def authenticate(request: Request) -> str:
     presented = _bearer(request)
     if presented is None:
         raise ApiError(401, MISSING_KEY, headers=CHALLENGE)
-    key = await _find_active_key(request.app.state.fastdb, presented)
+    key = await _find_active_key(request.app.state.raw_db, presented)
     if key is None:
         raise ApiError(401, INCORRECT_KEY.format(masked=mask_key(presented)),
                        code="invalid_api_key", headers=CHALLENGE)

@@ -51,8 +51,8 @@ async def _embedder(request: Request) -> Embedder | None:
     return embedder_from_settings(request.app.state.settings)
 
 
-async def _fastdb(request: Request) -> RawPool:
-    pool: RawPool = request.app.state.fastdb
+async def _raw_db(request: Request) -> RawPool:
+    pool: RawPool = request.app.state.raw_db
     return pool
 
 
@@ -62,7 +62,7 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 EventsDep = Annotated[RunEvents, Depends(_events)]
 StorageDep = Annotated[ObjectStorage, Depends(_storage)]
 EmbedderDep = Annotated[Embedder | None, Depends(_embedder)]
-FastDbDep = Annotated[RawPool, Depends(_fastdb)]
+RawDbDep = Annotated[RawPool, Depends(_raw_db)]
 # The caller's project. The routers are included with `authenticate` as a dependency
 # (api/app.py); naming it again here reuses that call's cached result.
 ProjectDep = Annotated[str, Depends(authenticate)]

@@ -128,7 +128,7 @@ class FastLaneMiddleware:
         request = Request(scope, receive)
         try:
             project = await authenticate(request)
-            response = await handler(request.app.state.fastdb, project)
+            response = await handler(request.app.state.raw_db, project)
         except Exception as exc:
             handled = handled_response(exc)
             if handled is None:

@@ -135,7 +135,7 @@ async def _terminate(settings: Settings, pid: int) -> None:
 async def test_a_connection_closed_by_postgres_is_replaced(
         settings: Settings, app: FastAPI, http: httpx.AsyncClient,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    pool: RawPool = app.state.fastdb
+    pool: RawPool = app.state.raw_db
     thread = (await http.post("/v1/threads", json={})).json()["id"]
     path = f"/v1/threads/{thread}/messages"
     # Seen on checkout: the closed socket is readable.

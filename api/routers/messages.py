@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from api import attachments, fast_reads, ingestion
-from api.deps import FastDbDep, ProjectDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import ProjectDep, RawDbDep, SessionDep, SettingsDep, TemporalDep
 from api.ids import MessageId, ThreadId
 from api.lookups import ensure_thread_idle, load_message, load_thread
 from api.pagination import ListQuery
@@ -67,7 +67,7 @@ async def create_message(
 async def list_messages(
     thread_id: ThreadId,
     params: ListQuery,
-    pool: FastDbDep,
+    pool: RawDbDep,
     project: ProjectDep,
     run_id: Annotated[str | None, Query()] = None,
 ) -> Response:
@@ -76,7 +76,7 @@ async def list_messages(
 
 @router.get("/{message_id}", response_model=MessageObject)
 async def retrieve_message(
-    thread_id: ThreadId, message_id: MessageId, pool: FastDbDep, project: ProjectDep
+    thread_id: ThreadId, message_id: MessageId, pool: RawDbDep, project: ProjectDep
 ) -> Response:
     return await fast_reads.message_response(pool, project, thread_id, message_id)
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from api import attachments, fast_reads, ingestion, run_create
-from api.deps import EventsDep, FastDbDep, ProjectDep, SessionDep, SettingsDep, TemporalDep
+from api.deps import EventsDep, ProjectDep, RawDbDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import invalid
 from api.ids import RunId, ThreadId
 from api.lookups import ensure_thread_idle, load_assistant, load_run, load_thread
@@ -104,7 +104,7 @@ async def _thread_and_run_with_files(session: AsyncSession, temporal: TemporalDe
 # Run creation takes two SQL statements (api/run_create.py) unless a message attaches
 # files for file_search, which needs the ORM's vector-store handling.
 @router.post("/threads/{thread_id}/runs", response_model=RunObject)
-async def create_run(thread_id: ThreadId, body: CreateRun, pool: FastDbDep,
+async def create_run(thread_id: ThreadId, body: CreateRun, pool: RawDbDep,
                      temporal: TemporalDep, settings: SettingsDep, events: EventsDep,
                      request: Request, project: ProjectDep) -> Response:
     run: Any
@@ -118,7 +118,7 @@ async def create_run(thread_id: ThreadId, body: CreateRun, pool: FastDbDep,
 
 
 @router.post("/threads/runs", response_model=RunObject)
-async def create_thread_and_run(body: CreateThreadAndRun, pool: FastDbDep,
+async def create_thread_and_run(body: CreateThreadAndRun, pool: RawDbDep,
                                 temporal: TemporalDep, settings: SettingsDep, events: EventsDep,
                                 request: Request, project: ProjectDep) -> Response:
     thread: Any
@@ -137,13 +137,13 @@ async def create_thread_and_run(body: CreateThreadAndRun, pool: FastDbDep,
 # The two reads below answer with pre-serialized JSON from one SQL statement; clients
 # poll them. api/fast_lane.py serves them too, before FastAPI's routing.
 @router.get("/threads/{thread_id}/runs", response_model=ListResponse[RunObject])
-async def list_runs(thread_id: ThreadId, params: ListQuery, pool: FastDbDep,
+async def list_runs(thread_id: ThreadId, params: ListQuery, pool: RawDbDep,
                     project: ProjectDep) -> Response:
     return await fast_reads.runs_response(pool, project, thread_id, params)
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}", response_model=RunObject)
-async def retrieve_run(thread_id: ThreadId, run_id: RunId, pool: FastDbDep,
+async def retrieve_run(thread_id: ThreadId, run_id: RunId, pool: RawDbDep,
                        project: ProjectDep) -> Response:
     return await fast_reads.run_response(pool, project, thread_id, run_id)
 
