@@ -1,6 +1,7 @@
 """Completed runs per second at saturation, with nothing lost.
 
     python -m bench.throughput [--runs 300] [--concurrency 50] [--profile]
+                               [--tokens N --token-ms MS]
 
 `--runs` text runs are submitted (POST /threads/runs, one request makes thread, message and
 run) with at most `--concurrency` requests in flight, against one API process and one worker
@@ -12,7 +13,10 @@ Throughput = runs / (last workflow closed - first request sent); the rate at whi
 became terminal for clients is reported beside it. "Lost" = runs that are not
 `completed` when the time limit is up. The history of a sample run shows the activities
 per run and where a run's time goes under load. `--profile` samples the API and the worker
-with py-spy during the burst.
+with py-spy during the burst. `--tokens` streams that many tokens per answer, `--token-ms`
+apart (a long answer: what each process spends per run while the model streams, and what
+the model turn's workflow-task heartbeats add to the history); its report is
+`throughput-streamed`, with no target.
 """
 
 from __future__ import annotations
@@ -40,11 +44,11 @@ from bench.profiling import print_profile, profile_summary, start_profile
 from bench.report import Report, log, summary_ms
 
 
-async def submit(http: httpx.AsyncClient, assistant: str, i: int) -> tuple[str, float]:
+async def submit(http: httpx.AsyncClient, assistant: str, content: str) -> tuple[str, float]:
     started = time.perf_counter()
     response = await http.post("/threads/runs", json={
         "assistant_id": assistant,
-        "thread": {"messages": [{"role": "user", "content": f"[[reply:answer {i}]]"}]}})
+        "thread": {"messages": [{"role": "user", "content": content}]}})
     response.raise_for_status()
     return str(response.json()["id"]), time.perf_counter() - started
 
@@ -70,8 +74,14 @@ async def closed_at(client: Any, run_ids: list[str], since: float, within: float
 
 
 async def measure(stack: BenchStack, runs: int, concurrency: int, limit: float,
-                  profile: bool) -> Report:
-    report = Report("throughput")
+                  profile: bool, tokens: int = 0, token_ms: int = 0) -> Report:
+    report = Report("throughput-streamed" if tokens else "throughput")
+
+    def content(i: int) -> str:
+        if tokens:
+            return f"[[tokens:{tokens}]] [[tokendelay:{token_ms}]]"
+        return f"[[reply:answer {i}]]"
+
     spies = []
     if profile:
         spies = [start_profile(stack.api, "throughput-api", limit),
@@ -82,7 +92,7 @@ async def measure(stack: BenchStack, runs: int, concurrency: int, limit: float,
         log(f"submitting {runs} runs, {concurrency} in flight ...")
         started, started_epoch = time.perf_counter(), time.time()
         submitted = await fan_out(stack, concurrency, range(runs),
-                                  lambda client, i: submit(client, assistant, i))
+                                  lambda client, i: submit(client, assistant, content(i)))
         all_submitted = time.perf_counter()
         run_ids = [run_id for run_id, _ in submitted]
         log(f"submitted in {all_submitted - started:.1f}s; waiting for all to end ...")
@@ -101,7 +111,8 @@ async def measure(stack: BenchStack, runs: int, concurrency: int, limit: float,
     in_temporal = await client.count_workflows(
         "WorkflowType = 'AssistantRun' AND ExecutionStatus = 'Completed'")
     create_ms = summary_ms([seconds for _, seconds in submitted])
-    report.add("completed runs/s at saturation", completed / elapsed, "runs/s", ">= 25",
+    report.add("completed runs/s at saturation", completed / elapsed, "runs/s",
+               "" if tokens else ">= 25",
                f"{runs} runs, {concurrency} concurrent creates, 1 API + 1 worker process; "
                "until every run's workflow closed")
     report.add("runs/s until terminal for clients", completed / visible, "runs/s", "",
@@ -123,7 +134,7 @@ async def measure(stack: BenchStack, runs: int, concurrency: int, limit: float,
     report.details = {"cpu_seconds": cpu, "counts": counts,
                       "temporal_completed_workflows": in_temporal.count,
                       "create_ms": create_ms, "sample_history": history, "runs": runs,
-                      "concurrency": concurrency}
+                      "concurrency": concurrency, "tokens": tokens, "token_ms": token_ms}
     print(f"\nsample run under load ({run_ids[len(run_ids) // 2]}):")
     print_timeline(history)
     print(f"Temporal counts {in_temporal.count} completed AssistantRun workflows in total "
@@ -145,9 +156,12 @@ async def main() -> None:
     parser.add_argument("--limit", type=float, default=120.0,
                         help="seconds to wait for every run to end")
     parser.add_argument("--profile", action="store_true", help="py-spy the API and the worker")
+    parser.add_argument("--tokens", type=int, default=0, help="tokens per streamed answer")
+    parser.add_argument("--token-ms", type=int, default=20, help="delay before each token")
     args = parser.parse_args()
     async with bench_stack() as stack:
-        report = await measure(stack, args.runs, args.concurrency, args.limit, args.profile)
+        report = await measure(stack, args.runs, args.concurrency, args.limit, args.profile,
+                               args.tokens, args.token_ms)
     report.finish()
 
 
