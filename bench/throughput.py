@@ -41,7 +41,7 @@ from bench.harness import (
     wait_for_statuses,
 )
 from bench.profiling import print_profile, profile_summary, start_profile
-from bench.report import Report, log, summary_ms
+from bench.report import RESULTS, Report, log, summary_ms
 
 
 async def submit(http: httpx.AsyncClient, assistant: str, content: str) -> tuple[str, float]:
@@ -84,8 +84,8 @@ async def measure(stack: BenchStack, runs: int, concurrency: int, limit: float,
 
     spies = []
     if profile:
-        spies = [start_profile(stack.api, "throughput-api", limit),
-                 start_profile(stack.worker, "throughput-worker", limit)]
+        spies = [start_profile(stack.api, f"{report.name}-api", limit),
+                 start_profile(stack.worker, f"{report.name}-worker", limit)]
     cpu_before = stack.cpu_seconds()
     async with api_client(stack, connections=concurrency) as http:
         assistant = await create_assistant(http)
@@ -140,9 +140,7 @@ async def measure(stack: BenchStack, runs: int, concurrency: int, limit: float,
     print(f"Temporal counts {in_temporal.count} completed AssistantRun workflows in total "
           "(including warm-up runs)")
     if profile:
-        from bench.harness import RESULTS
-
-        for name in ("throughput-api", "throughput-worker"):
+        for name in (f"{report.name}-api", f"{report.name}-worker"):
             summary = profile_summary(RESULTS / f"{name}.collapsed.txt")
             report.details[f"profile_{name}"] = summary
             print_profile(name, summary)
