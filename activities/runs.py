@@ -48,6 +48,10 @@ from workflows.types import (
 # The workflow maps these ApplicationError types to `last_error.code`.
 ERROR_TYPES = {"invalid_prompt": "InvalidPrompt", "rate_limit_exceeded": "RateLimited",
                "server_error": "ServerError"}
+# How long a first turn waits for its run's row (see `_start_turn`): the API writes it
+# while the workflow starts, a few ms; longer only if that API process stalled or died.
+ROW_WAIT_SECONDS = 30.0
+ROW_POLL_SECONDS = 0.005
 # OpenAI's own limit for an image in a message.
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 
@@ -109,13 +113,7 @@ class RunActivities:
 
     @activity.defn(name="model_turn")
     async def model_turn(self, input: ModelTurnInput) -> ModelTurnResult:
-        async with connect(self._db, transaction=False) as db:
-            # queued -> in_progress here rather than in an activity of its own: one
-            # task fewer per turn, the same observable states; and in the statement that
-            # reads what the prompt needs.
-            start = await turn_writes.start_turn(db, input.run_id)
-        if start is None:
-            raise ApplicationError(f"run {input.run_id} not found", non_retryable=True)
+        start = await self._start_turn(input)
         run = start.run
         # in_progress goes out while the prompt is built and the model asked (~1 ms off
         # the first token); every later publish of the turn waits for it, so clients
@@ -127,6 +125,27 @@ class RunActivities:
             return await self._run_turn(run, start, input.turn, announced)
         finally:
             await announced
+
+    async def _start_turn(self, input: ModelTurnInput) -> turn_writes.TurnStart:
+        """The run, moved to in_progress (queued -> in_progress here rather than in an
+        activity of its own: one task fewer per turn, the same observable states; and in
+        the statement that reads what the prompt needs).
+
+        The API starts a run's workflow while it writes the run (api/run_create.py
+        `launch`), so a first turn may come before the row: it waits for it, a while.
+        The API announced the run before writing it, so once the row is here this turn's
+        `in_progress` comes after those events."""
+        delay, waited = ROW_POLL_SECONDS, 0.0
+        while True:
+            async with connect(self._db, transaction=False) as db:
+                start = await turn_writes.start_turn(db, input.run_id)
+            if start is not None:
+                return start
+            if input.turn > 1 or waited >= ROW_WAIT_SECONDS:
+                raise ApplicationError(f"run {input.run_id} not found", non_retryable=True)
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.5)
 
     async def _run_turn(self, run: RunRow, start: turn_writes.TurnStart, turn: int,
                         announced: asyncio.Future[None]) -> ModelTurnResult:

@@ -10,11 +10,17 @@ same `new_run_values`, so responses and events are unchanged.
 
 Messages with file_search attachments need their thread's vector store
 (api/attachments.py): those requests keep the ORM path (api/routers/runs.py).
+
+The write statement is not run here but handed to `launch`, which runs it while the
+run's workflow start is on its way to Temporal (see there).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from functools import cache
 from typing import Any, Protocol
 
@@ -23,6 +29,7 @@ from psycopg.errors import UniqueViolation
 from psycopg.rows import namedtuple_row
 from psycopg.types.json import Jsonb
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from api.errors import ApiError, invalid, not_found
 from api.routers.messages import new_message_values
@@ -38,6 +45,9 @@ from core.rawdb import RawPool
 from core.settings import Settings
 from core.tables import ACTIVE_RUN_STATUSES, AssistantRow, MessageRow, RunRow, ThreadRow
 from core.wire import run_to_wire
+
+# Writes a checked new run (and what comes with it); raises the API's error if it cannot.
+RunWrite = Callable[[], Awaitable[None]]
 
 
 class AssistantFields(Protocol):
@@ -139,8 +149,9 @@ def _busy(thread_id: str, run_id: str) -> ApiError:
 
 
 async def create_run(pool: RawPool, project: str, thread_id: str, body: CreateRun,
-                     settings: Settings) -> Any:
-    """POST /threads/{thread_id}/runs without file_search attachments: the new run."""
+                     settings: Settings) -> tuple[Any, RunWrite]:
+    """POST /threads/{thread_id}/runs without file_search attachments: the new run, checked
+    against its thread and assistant, and the statement that writes it (for `launch`)."""
     found = await _fetch(pool, _THREAD_SQL, body.assistant_id, project, thread_id, project)
     # The ORM path's order: the thread, its lock, then the assistant.
     if found is None:
@@ -158,27 +169,34 @@ async def create_run(pool: RawPool, project: str, thread_id: str, body: CreateRu
     for message in messages:
         params += insert_params(MessageRow, message)
     params += insert_params(RunRow, run)
-    async with pool.connection() as conn:
-        try:
-            cursor = await conn.execute(_run_on_thread_sql(len(messages)), params)
-        except UniqueViolation:
-            active = await conn.execute(
-                f"SELECT id FROM runs WHERE thread_id = %s AND {_ACTIVE} LIMIT 1", (thread_id,))
-            row = await active.fetchone()
-            if row is not None:
-                raise _busy(thread_id, row[0]) from None
-            raise
-        thread_found, active_run, inserted = await cursor.fetchone() or (False, None, False)
-    if not thread_found:
-        raise not_found("thread", thread_id)
-    if not inserted:  # the only other reason: an active run
-        raise _busy(thread_id, str(active_run))
-    return run
+
+    async def write() -> None:
+        # The read above saw the thread idle; this statement checks again under its lock.
+        async with pool.connection() as conn:
+            try:
+                cursor = await conn.execute(_run_on_thread_sql(len(messages)), params)
+            except UniqueViolation:
+                active = await conn.execute(
+                    f"SELECT id FROM runs WHERE thread_id = %s AND {_ACTIVE} LIMIT 1",
+                    (thread_id,))
+                row = await active.fetchone()
+                if row is not None:
+                    raise _busy(thread_id, row[0]) from None
+                raise
+            thread_found, active_run, inserted = (await cursor.fetchone()
+                                                  or (False, None, False))
+        if not thread_found:
+            raise not_found("thread", thread_id)
+        if not inserted:  # the only other reason: an active run
+            raise _busy(thread_id, str(active_run))
+
+    return run, write
 
 
 async def create_thread_and_run(pool: RawPool, project: str, body: CreateThreadAndRun,
-                                settings: Settings) -> tuple[Any, Any]:
-    """POST /threads/runs without file_search attachments: (the thread, the run)."""
+                                settings: Settings) -> tuple[Any, Any, RunWrite]:
+    """POST /threads/runs without file_search attachments: the thread, the run and the
+    statement that writes them (for `launch`)."""
     assistant = await _fetch(pool, _ASSISTANT_SQL, body.assistant_id, project)
     if assistant is None:
         raise not_found("assistant", body.assistant_id)
@@ -193,19 +211,49 @@ async def create_thread_and_run(pool: RawPool, project: str, body: CreateThreadA
     for message in messages:
         params += insert_params(MessageRow, message)
     params += insert_params(RunRow, run)
-    async with pool.connection() as conn:
-        await conn.execute(_thread_and_run_sql(len(messages)), params)
-    return thread, run
+
+    async def write() -> None:
+        async with pool.connection() as conn:
+            await conn.execute(_thread_and_run_sql(len(messages)), params)
+
+    return thread, run, write
 
 
 async def launch(pool: RawPool, temporal: Client, settings: Settings, events: RunEvents,
-                 run: Any, first: list[tuple[str, Any]]) -> None:
-    """Announce the run on its event stream (before any worker can), then start it."""
+                 run: Any, first: list[tuple[str, Any]], write: RunWrite | None = None) -> None:
+    """Announce the run on its event stream, write it (`write`; None: written already) and
+    start its workflow.
+
+    With `write`, the workflow's start goes out first and the announcement and the write
+    happen while Temporal takes it (its RPC is ~10 ms; they are ~2-3 ms off the first
+    token). Still, a worker never announces the run before we do: the events go out
+    before the write, and the worker waits for the row (activities/runs.py). Nobody else
+    can read either before this request answers, the run's id being new. A write that
+    fails ends the workflow it started, and removes the events.
+    """
     wire = run_to_wire(run)
-    await events.publish(run.id, *first, ("thread.run.created", wire), ("thread.run.queued", wire))
-    try:
-        await start_run(temporal, settings, run)
-    except Exception as error:
+    started: BaseException | None
+    announce = events.publish(run.id, *first, ("thread.run.created", wire),
+                              ("thread.run.queued", wire))
+    if write is None:
+        # The row is there: a worker could announce the run as soon as it starts.
+        await announce
+        started = await _start(temporal, settings, run)
+    else:
+        async def announce_and_write() -> None:
+            await announce
+            await write()
+
+        started, written = await asyncio.gather(
+            _start(temporal, settings, run), announce_and_write(), return_exceptions=True)
+        if isinstance(written, BaseException):
+            if started is None:
+                with contextlib.suppress(RPCError):
+                    await temporal.get_workflow_handle(run.id).terminate(
+                        reason="the run could not be written")
+            await events.discard(run.id)
+            raise written
+    if started is not None:
         # The row exists but no workflow will ever move it: end it visibly.
         run.status, run.failed_at, run.expires_at = "failed", int(time.time()), None
         run.last_error = {"code": "server_error", "message": "The run could not be started."}
@@ -215,4 +263,13 @@ async def launch(pool: RawPool, temporal: Client, settings: Settings, events: Ru
                 "WHERE id = %s",
                 (run.status, run.failed_at, run.expires_at, Jsonb(run.last_error), run.id))
         raise ApiError(503, "The run engine is unavailable; retry shortly.", type="server_error",
-                       code="service_unavailable") from error
+                       code="service_unavailable") from started
+
+
+async def _start(temporal: Client, settings: Settings, run: Any) -> Exception | None:
+    """Start the run's workflow: None, or why it could not be started."""
+    try:
+        await start_run(temporal, settings, run)
+    except Exception as error:
+        return error
+    return None

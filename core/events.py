@@ -79,6 +79,10 @@ class RunEvents:
                 pipe.expire(text_key, STREAM_TTL_SECONDS)
             await pipe.execute()
 
+    async def discard(self, run_id: str) -> None:
+        """Drop a run's stream: the run was announced but could not be written."""
+        await self._redis.delete(_key(run_id))
+
     async def published_text(self, run_id: str, message_id: str) -> str:
         """The text already streamed for a message: a retried model call resumes after it."""
         value = await self._redis.get(_published_text_key(run_id, message_id))

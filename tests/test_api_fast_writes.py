@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
+from temporalio.client import Client
 
 import core.rawdb
 from core import ids
@@ -100,7 +102,14 @@ async def test_created_rows_are_stored_as_the_orm_stores_them(settings: Settings
                 await app.state.temporal.get_workflow_handle(created["id"]).terminate()
 
 
-async def test_concurrent_creates_on_one_thread_start_one_run(http: httpx.AsyncClient) -> None:
+async def _running_runs_of(temporal: Client, thread_id: str) -> set[str]:
+    query = "WorkflowType = 'AssistantRun' AND ExecutionStatus = 'Running'"
+    return {execution.id async for execution in temporal.list_workflows(query)
+            if (await execution.memo()).get("thread_id") == thread_id}
+
+
+async def test_concurrent_creates_on_one_thread_start_one_run(
+        app: FastAPI, http: httpx.AsyncClient) -> None:
     assistant = (await http.post("/v1/assistants", json={"model": "fake-model"})).json()["id"]
     thread = (await http.post("/v1/threads", json={"messages": [
         {"role": "user", "content": "[[delay:3]] [[reply:slow]]"}]})).json()["id"]
@@ -114,6 +123,12 @@ async def test_concurrent_creates_on_one_thread_start_one_run(http: httpx.AsyncC
             assert response.status_code == 400
             assert response.json()["error"]["message"] == (
                 f"Thread {thread} already has an active run {winners[0]}.")
+    # A loser that passed the first check started its workflow beside its write; the
+    # write's refusal ended that workflow (visibility follows within moments).
+    deadline = time.monotonic() + 15
+    while (running := await _running_runs_of(app.state.temporal, thread)) != set(winners):
+        assert time.monotonic() < deadline, running
+        await asyncio.sleep(0.1)
 
 
 # --- the raw connection pool -------------------------------------------------------------

@@ -108,12 +108,13 @@ async def create_run(thread_id: ThreadId, body: CreateRun, pool: RawDbDep,
                      temporal: TemporalDep, settings: SettingsDep, events: EventsDep,
                      request: Request, project: ProjectDep) -> Response:
     run: Any
+    write: run_create.RunWrite | None = None
     if attachments.file_search_file_ids(body.additional_messages or []):
         async with request.app.state.sessions() as session:
             run = await _run_with_files(session, temporal, settings, project, thread_id, body)
     else:
-        run = await run_create.create_run(pool, project, thread_id, body, settings)
-    await run_create.launch(pool, temporal, settings, events, run, [])
+        run, write = await run_create.create_run(pool, project, thread_id, body, settings)
+    await run_create.launch(pool, temporal, settings, events, run, [], write)
     return _respond(events, run, body.stream, request)
 
 
@@ -123,14 +124,16 @@ async def create_thread_and_run(body: CreateThreadAndRun, pool: RawDbDep,
                                 request: Request, project: ProjectDep) -> Response:
     thread: Any
     run: Any
+    write: run_create.RunWrite | None = None
     if attachments.file_search_file_ids(body.thread.messages if body.thread else []):
         async with request.app.state.sessions() as session:
             thread, run = await _thread_and_run_with_files(session, temporal, settings,
                                                            project, body)
     else:
-        thread, run = await run_create.create_thread_and_run(pool, project, body, settings)
+        thread, run, write = await run_create.create_thread_and_run(pool, project, body,
+                                                                    settings)
     await run_create.launch(pool, temporal, settings, events, run,
-                            [("thread.created", thread_to_wire(thread))])
+                            [("thread.created", thread_to_wire(thread))], write)
     return _respond(events, run, body.stream, request)
 
 
