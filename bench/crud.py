@@ -1,13 +1,17 @@
 """Throughput and API CPU per request of one API process: reads and run creation.
 
     python -m bench.crud [--seconds 10] [--concurrency 16] [--creates 200] [--profile]
+                         [--client lean|httpx]
 
-A bounded-concurrency httpx client hammers retrieve run and list messages (20 items) for
-`--seconds` each. The same client against a bare Starlette route (the fake LLM's GET
-/v1/models, its own uvicorn process) is the floor: what this client and uvicorn manage on
-this machine with no application work. Then `--creates` runs are created each way (POST
-/threads/runs with one message, and POST /threads/{id}/runs on idle threads made
-beforehand, as bench/throughput.py does); the worker starts running them meanwhile.
+A bounded-concurrency client hammers retrieve run and list messages (20 items) for
+`--seconds` each: by default bench/lean_http.py's keep-alive GET loop, which costs the
+shared cores a fraction of httpx's CPU per request (`--client httpx`: the httpx client
+these numbers were first taken with). The same client against a bare Starlette route (the
+fake LLM's GET /v1/models, its own uvicorn process) is the floor: what this client and
+uvicorn manage on this machine with no application work. Then `--creates` runs are
+created each way (POST /threads/runs with one message, and POST /threads/{id}/runs on
+idle threads made beforehand, as bench/throughput.py does); the worker starts running
+them meanwhile.
 
 The load generator shares the 2 cores with the server, so req/s and latency are lower
 bounds that move with anything else running on the machine. "API CPU per request" (user +
@@ -35,6 +39,7 @@ from bench.harness import (
     create_thread,
     run_to_end,
 )
+from bench.lean_http import lean_hammer
 from bench.profiling import print_profile, profile_summary, start_profile
 from bench.report import RESULTS, Report, log, summary_ms
 
@@ -67,6 +72,19 @@ async def hammer(base_url: str, url: str, seconds: float,
     started = time.perf_counter()
     await asyncio.gather(*(loop() for _ in range(concurrency)))
     return len(latencies) / (time.perf_counter() - started), latencies, errors
+
+
+def hammer_with(client: str) -> Callable[[str, str, float, int],
+                                         Awaitable[tuple[float, list[float], int]]]:
+    """(base_url, url, seconds, concurrency) -> the chosen client's `hammer`."""
+    if client == "httpx":
+        return hammer
+
+    async def lean(_base_url: str, url: str, seconds: float,
+                   concurrency: int) -> tuple[float, list[float], int]:
+        return await lean_hammer(url, seconds, concurrency)
+
+    return lean
 
 
 async def burst(base_url: str, bodies: list[tuple[str, Any]],
@@ -108,19 +126,23 @@ async def measured(stack: BenchStack, name: str, profile: bool,
         # Stopped (SIGINT) when `work` ends; the duration is only a backstop.
         spy = start_profile(stack.api, profile_name(name), 600)
     pid = stack.llm.pid if floor else stack.api.pid
-    cpu_before = cpu_seconds(pid)
+    own = psutil.Process()
+    cpu_before, own_before = cpu_seconds(pid), sum(own.cpu_times()[:2])
     rate, latencies, errors = await work()
-    cpu = cpu_seconds(pid) - cpu_before
+    cpu, own_cpu = cpu_seconds(pid) - cpu_before, sum(own.cpu_times()[:2]) - own_before
     if spy is not None:
         spy.stop(60)
+    served = max(1, len(latencies))
     return {"rps": round(rate, 1), "errors": errors,
-            "cpu_ms_per_request": round(cpu * 1000 / max(1, len(latencies)), 3),
+            "cpu_ms_per_request": round(cpu * 1000 / served, 3),
+            "client_cpu_ms_per_request": round(own_cpu * 1000 / served, 3),
             **summary_ms(latencies)}
 
 
 async def measure(stack: BenchStack, seconds: float, concurrency: int, creates: int,
-                  profile: bool) -> Report:
+                  profile: bool, client: str) -> Report:
     report = Report("crud")
+    get = hammer_with(client)
     async with api_client(stack, connections=concurrency) as http:
         assistant = await create_assistant(http)
         run = await run_to_end(http, assistant, "[[reply:done]]")
@@ -137,11 +159,11 @@ async def measure(stack: BenchStack, seconds: float, concurrency: int, creates: 
         assert len(listed["data"]) == 20, len(listed["data"])
         results = {}
         for name, url in targets.items():
-            await hammer(stack.api_url, url, 1.0, concurrency)  # warm up connections and caches
-            log(f"{name}: {seconds:.0f}s at concurrency {concurrency} ...")
+            await get(stack.api_url, url, 1.0, concurrency)  # warm up connections and caches
+            log(f"{name}: {seconds:.0f}s at concurrency {concurrency}, {client} client ...")
             results[name] = await measured(
                 stack, name, profile,
-                lambda url=url: hammer(stack.api_url, url, seconds, concurrency))
+                lambda url=url: get(stack.api_url, url, seconds, concurrency))
         if creates:
             # Idle threads for POST /threads/{id}/runs, made before its window opens.
             threads = [await create_thread(http, f"[[reply:answer {i}]]") for i in range(creates)]
@@ -161,16 +183,22 @@ async def measure(stack: BenchStack, seconds: float, concurrency: int, creates: 
     floor = results["floor: bare Starlette GET"]
     for name, result in results.items():
         target = ">= 1000" if name == "retrieve run" else ""
+        reads = name in targets
         compared = (f"floor {floor['rps']:.0f} req/s, same client" if not name.startswith("floor")
                     else "client + uvicorn, no app work")
+        if reads:
+            compared += f" ({client})"
         report.add(f"{name}: requests/s", result["rps"], "req/s", target, compared)
         report.add(f"{name}: p50 / p95", result["p50"], "ms", "",
                    f"p95 {result['p95']} ms, concurrency {concurrency}, {result['errors']} errors")
         report.add(f"{name}: {'server' if name.startswith('floor') else 'API'} CPU per request",
                    result["cpu_ms_per_request"], "ms", "",
                    "user+system CPU of the serving process / requests in the window")
+        report.add(f"{name}: load generator CPU per request",
+                   result["client_cpu_ms_per_request"], "ms", "",
+                   f"this process's user+system CPU / requests ({client if reads else 'httpx'})")
     report.details = {"results": results, "seconds": seconds, "concurrency": concurrency,
-                      "creates": creates}
+                      "creates": creates, "client": client}
     if profile:
         for name in (profile_name(n) for n in results if not n.startswith("floor")):
             summary = profile_summary(RESULTS / f"{name}.collapsed.txt")
@@ -186,10 +214,12 @@ async def main() -> None:
     parser.add_argument("--creates", type=int, default=200,
                         help="runs to create each way (0: reads only)")
     parser.add_argument("--profile", action="store_true", help="py-spy the API")
+    parser.add_argument("--client", choices=("lean", "httpx"), default="lean",
+                        help="the reads' load generator (creates always use httpx)")
     args = parser.parse_args()
     async with bench_stack(warmup_runs=2) as stack:
         report = await measure(stack, args.seconds, args.concurrency, args.creates,
-                               args.profile)
+                               args.profile, args.client)
     report.finish()
 
 

@@ -117,7 +117,7 @@ async def bench_stack(warmup_runs: int = 5, embeddings_url: str | None = None,
     """The stack, warmed up. `embeddings_url` sets file_search's EMBEDDINGS_URL for the API
     and the worker ("fake": the fake LLM's own hashed bag-of-words `/v1/embeddings`)."""
     data_dir = Path(tempfile.mkdtemp(prefix="assistants-bench-"))
-    embedded = EmbeddedStack(data_dir, ephemeral=True)
+    embedded = EmbeddedStack(data_dir, ephemeral=os.environ.get("BENCH_DURABLE") != "1")
     children: list[ChildProcess] = []
     try:
         started = time.monotonic()
