@@ -34,6 +34,14 @@ def _published_text_key(run_id: str, message_id: str) -> str:
     return f"run:{run_id}:text:{message_id}"
 
 
+def _together(events: tuple[tuple[str, Any], ...]) -> bool:
+    """Whether to wrap the appends in MULTI/EXEC. Redis serves a blocked XREAD right after
+    the first XADD of a plain pipeline: a relay would get the first event alone, then read
+    again for the rest (the first token came as the fifth of five events, in the second of
+    two reads). Inside MULTI/EXEC, readers wake after EXEC and get them all at once."""
+    return len(events) > 1
+
+
 class RunEvents:
     def __init__(self, client: redis.Redis) -> None:
         # Typed loosely: redis-py's stubs cannot tell that decode_responses=False
@@ -53,8 +61,8 @@ class RunEvents:
             pipe.expire(key, STREAM_TTL_SECONDS)
 
     async def publish(self, run_id: str, *events: tuple[str, Any]) -> None:
-        """Append events in order (one round trip)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
+        """Append events in order (one round trip), together (see `_together`)."""
+        async with self._redis.pipeline(transaction=_together(events)) as pipe:
             self._append(pipe, run_id, events)
             await pipe.execute()
 
@@ -71,7 +79,7 @@ class RunEvents:
         text_key = _published_text_key(run_id, message_id)
         payload = {"id": message_id, "object": "thread.message.delta", "delta": {"content": [
             {"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]}}
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with self._redis.pipeline(transaction=bool(preceded_by)) as pipe:
             self._append(pipe, run_id, (*preceded_by, ("thread.message.delta", payload)),
                          refresh_ttl=bool(preceded_by))
             pipe.append(text_key, text.encode())
