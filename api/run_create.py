@@ -28,6 +28,7 @@ from psycopg import AsyncConnection
 from psycopg.errors import UniqueViolation
 from psycopg.rows import namedtuple_row
 from psycopg.types.json import Jsonb
+from redis.exceptions import RedisError
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -251,7 +252,8 @@ async def launch(pool: RawPool, temporal: Client, settings: Settings, events: Ru
                 with contextlib.suppress(RPCError):
                     await temporal.get_workflow_handle(run.id).terminate(
                         reason="the run could not be written")
-            await events.discard(run.id)
+            with contextlib.suppress(RedisError):  # unread; it would expire in a day
+                await events.discard(run.id)
             raise written
     if started is not None:
         # The row exists but no workflow will ever move it: end it visibly.

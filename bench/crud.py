@@ -184,19 +184,22 @@ async def measure(stack: BenchStack, seconds: float, concurrency: int, creates: 
     for name, result in results.items():
         target = ">= 1000" if name == "retrieve run" else ""
         reads = name in targets
-        compared = (f"floor {floor['rps']:.0f} req/s, same client" if not name.startswith("floor")
-                    else "client + uvicorn, no app work")
-        if reads:
-            compared += f" ({client})"
+        if name.startswith("floor"):
+            compared = f"{client} client + uvicorn, no app work"
+        elif reads:
+            compared = f"floor {floor['rps']:.0f} req/s, same client ({client})"
+        else:  # creates: httpx, and the worker runs the runs meanwhile
+            compared = "httpx client, the worker running the runs meanwhile"
         report.add(f"{name}: requests/s", result["rps"], "req/s", target, compared)
         report.add(f"{name}: p50 / p95", result["p50"], "ms", "",
                    f"p95 {result['p95']} ms, concurrency {concurrency}, {result['errors']} errors")
         report.add(f"{name}: {'server' if name.startswith('floor') else 'API'} CPU per request",
                    result["cpu_ms_per_request"], "ms", "",
                    "user+system CPU of the serving process / requests in the window")
-        report.add(f"{name}: load generator CPU per request",
-                   result["client_cpu_ms_per_request"], "ms", "",
-                   f"this process's user+system CPU / requests ({client if reads else 'httpx'})")
+        if reads:
+            report.add(f"{name}: load generator CPU per request",
+                       result["client_cpu_ms_per_request"], "ms", "",
+                       f"this process's user+system CPU / requests ({client})")
     report.details = {"results": results, "seconds": seconds, "concurrency": concurrency,
                       "creates": creates, "client": client}
     if profile:
