@@ -79,9 +79,9 @@ class RunEvents:
         text_key = _published_text_key(run_id, message_id)
         payload = {"id": message_id, "object": "thread.message.delta", "delta": {"content": [
             {"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]}}
-        async with self._redis.pipeline(transaction=bool(preceded_by)) as pipe:
-            self._append(pipe, run_id, (*preceded_by, ("thread.message.delta", payload)),
-                         refresh_ttl=bool(preceded_by))
+        appended = (*preceded_by, ("thread.message.delta", payload))
+        async with self._redis.pipeline(transaction=_together(appended)) as pipe:
+            self._append(pipe, run_id, appended, refresh_ttl=bool(preceded_by))
             pipe.append(text_key, text.encode())
             if first:
                 pipe.expire(text_key, STREAM_TTL_SECONDS)
