@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import timedelta
 from typing import Protocol
 
 from temporalio.client import Client, WorkflowUpdateFailedError
@@ -11,7 +12,7 @@ from temporalio.service import RPCError
 
 from api.errors import ApiError, invalid
 from core.settings import Settings
-from workflows.run import RUN_TASK_TIMEOUT, AssistantRunWorkflow
+from workflows.run import AssistantRunWorkflow
 from workflows.types import RetrySettings, RunInput, SubmitToolOutputs, ToolOutput
 
 THREAD_ID = SearchAttributeKey.for_keyword("ThreadId")
@@ -49,7 +50,7 @@ async def start_run(client: Client, settings: Settings, run: RunKeys) -> None:
                  _retry_settings(settings), local_model_turn=True),
         id=run.id,
         task_queue=settings.temporal_task_queue,
-        task_timeout=RUN_TASK_TIMEOUT,
+        task_timeout=timedelta(seconds=settings.run_task_timeout_seconds),
         memo={"thread_id": run.thread_id, "assistant_id": run.assistant_id},
         search_attributes=search_attributes,
         static_summary=f"Run {run.id} of assistant {run.assistant_id} on {run.thread_id}",

@@ -4,6 +4,7 @@
   see `created` and `queued` before `in_progress`.
 - A write that fails ends the workflow it raced with and leaves no events behind.
 - A workflow whose row never comes gives up (activities/runs.py `ROW_WAIT_SECONDS`).
+- Runs start with the configured workflow task timeout (`RUN_TASK_TIMEOUT_SECONDS`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import ValidationError
 from temporalio.client import WorkflowExecutionStatus
 
 import activities.runs
@@ -151,7 +153,6 @@ async def test_a_workflow_whose_run_never_appears_gives_up(
 async def test_a_run_whose_workflow_cannot_start_fails_visibly(
         app: FastAPI, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
     created: list[str] = []
-    real_start_run = run_create.start_run
 
     async def temporal_down(client: Any, settings: Settings, run: Any) -> None:
         created.append(run.id)
@@ -167,7 +168,31 @@ async def test_a_run_whose_workflow_cannot_start_fails_visibly(
     assert run["status"] == "failed" and run["last_error"]["code"] == "server_error"
     assert run["failed_at"] is not None and run["expires_at"] is None
     # The failed run does not hold the thread: the next one runs.
-    monkeypatch.setattr(run_create, "start_run", real_start_run)
+    monkeypatch.setattr(run_create, "start_run", start_run)
     response = await http.post(f"/v1/threads/{thread}/runs",
                                json={"assistant_id": assistant, "stream": True})
     assert _event_names(response.text)[-2:] == ["thread.run.completed", "done"]
+
+
+@pytest.mark.parametrize("seconds", [None, 7.0], ids=["default", "configured"])
+async def test_runs_start_with_the_configured_workflow_task_timeout(
+        app: FastAPI, settings: Settings, monkeypatch: pytest.MonkeyPatch,
+        seconds: float | None) -> None:
+    """RUN_TASK_TIMEOUT_SECONDS: how long a running model turn may hold a cancel back."""
+    monkeypatch.setattr(activities.runs, "ROW_WAIT_SECONDS", 0.2)  # no row: it ends soon
+    configured = (settings if seconds is None
+                  else settings.model_copy(update={"run_task_timeout_seconds": seconds}))
+    run = SimpleNamespace(id=ids.new_id(ids.RUN), thread_id=ids.new_id(ids.THREAD),
+                          assistant_id=ids.new_id(ids.ASSISTANT),
+                          expires_at=int(time.time()) + 600)
+    await start_run(app.state.temporal, configured, run)
+    handle = app.state.temporal.get_workflow_handle_for(AssistantRunWorkflow.run, run.id)
+    config = (await handle.describe()).raw_description.execution_config
+    assert config.default_workflow_task_timeout.ToTimedelta().total_seconds() == (seconds or 2)
+    await asyncio.wait_for(handle.result(), timeout=30)
+
+
+def test_the_workflow_task_timeout_setting_is_bounded() -> None:
+    for wrong in ("0.5", "121"):
+        with pytest.raises(ValidationError):
+            Settings(_env_file=None, run_task_timeout_seconds=wrong)

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,9 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from core.settings import Settings
 from tests import requirements
-from workflows.run import RUN_TASK_TIMEOUT, AssistantRunWorkflow
+from workflows.run import AssistantRunWorkflow
 from workflows.types import (
     FinishInput,
     ModelTurnInput,
@@ -43,6 +44,8 @@ from workflows.types import (
 )
 
 RUN_SECONDS = 600
+# The workflow task timeout the API starts runs with, unless configured otherwise.
+RUN_TASK_TIMEOUT = timedelta(seconds=Settings.model_fields["run_task_timeout_seconds"].default)
 
 
 def _test_server_path() -> str:

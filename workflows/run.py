@@ -45,11 +45,6 @@ with workflow.unsafe.imports_passed_through():
 DB_WRITE_TIMEOUT = timedelta(seconds=10)
 DB_WRITE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
                              maximum_interval=timedelta(seconds=5))
-# Start runs with this workflow task timeout. While the model turn (a local activity)
-# runs, the worker heartbeats the task at 80% of it, and only then does a cancel or an
-# update that arrived meanwhile reach the workflow: ~1.6 s at most (Temporal's default,
-# 10 s, would hold them for 8 s).
-RUN_TASK_TIMEOUT = timedelta(seconds=2)
 ERROR_CODES = {"RateLimited": "rate_limit_exceeded", "InvalidPrompt": "invalid_prompt"}
 
 
@@ -117,7 +112,9 @@ class AssistantRunWorkflow:
             # text run is one workflow task instead of two plus an activity task (half
             # the Temporal CPU per run, one hand-off less before the first token). The
             # price: a cancel or update reaches the workflow at the task's next heartbeat
-            # (80% of RUN_TASK_TIMEOUT, which the API starts runs with), and a restarted
+            # (80% of the task timeout the API starts runs with, 2 s unless
+            # RUN_TASK_TIMEOUT_SECONDS says otherwise; Temporal's default, 10 s, would
+            # hold them for 8 s), and a restarted
             # worker runs the turn again (model_turn finds what an earlier run recorded).
             return await self._local_model_turn(turn, call_timeout, on_cancel)
         # Runs started before the local-activity turn replay the regular activity they ran.
