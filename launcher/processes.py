@@ -38,9 +38,25 @@ def binary(name: str) -> str:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A port free now, and kept from other processes' `bind(port 0)` for a minute.
+
+    A port merely bound and closed goes straight back to the kernel's pool: the Temporal
+    dev server picks its internal ports that way, once took the metrics port chosen here
+    for it, and died (`bind: address already in use`, then a nil-pointer panic). So, as
+    the Temporal CLI does for its own ports: connect to the port and close the accepted
+    end first, which leaves it in TIME_WAIT; Linux then skips it when it picks a port for
+    `bind(0)`, while a server binding it by number with SO_REUSEADDR (all of ours) still
+    can."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, 0))
+        listener.listen(1)
+        port = int(listener.getsockname()[1])
+        with socket.create_connection((host, port), timeout=5) as client:
+            accepted, _ = listener.accept()
+            accepted.close()  # this side closes first: its socket (on `port`) waits
+            client.recv(1)  # the FIN arrives; closing the client completes the handshake
+    return port
 
 
 def port_is_open(port: int, host: str = "127.0.0.1") -> bool:

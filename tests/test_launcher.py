@@ -279,6 +279,8 @@ def test_stack_start_retries_when_a_port_was_taken_meanwhile() -> None:
 def test_up_refuses_a_temporal_port_in_use(tmp_path: Path) -> None:
     ports = UpPorts.pick()
     with socket.socket() as taken:
+        # Every server binds with SO_REUSEADDR: free_port() leaves its ports in TIME_WAIT.
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         taken.bind((HOST, ports.temporal_ui))
         taken.listen()
         result = subprocess.run(
@@ -289,3 +291,17 @@ def test_up_refuses_a_temporal_port_in_use(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"port {ports.temporal_ui} (for the Temporal UI) is already in use" in result.stderr
     assert not (tmp_path / "data").exists()  # refused before starting anything
+
+
+def test_free_port_keeps_its_port_from_other_processes_picks() -> None:
+    """A port from free_port() waits in TIME_WAIT, where Linux does not hand it to a
+    `bind(0)` (the Temporal dev server picks its internal ports that way, and once took
+    one chosen for it: it died); a server that binds it by number still can."""
+    port = free_port()
+    waiting = {c.laddr.port for c in psutil.net_connections(kind="tcp")
+               if c.status == psutil.CONN_TIME_WAIT}
+    assert port in waiting
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind((HOST, port))
+        server.listen()
