@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from datetime import timedelta
 from typing import Protocol
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import ApiError, invalid
 from core.settings import Settings
@@ -63,16 +65,36 @@ async def cancel_run(client: Client, run_id: str) -> None:
         await client.get_workflow_handle(run_id).cancel()
 
 
+# Temporal refuses updates while a workflow task is being retried (its attempt > 1: a
+# task that timed out on a starved worker, say) until one completes. Transient: the
+# API tries again for this long before answering 409.
+TASK_RETRY_PATIENCE_SECONDS = 15.0
+
+
+def _task_retrying(error: RPCError) -> bool:
+    return (error.status == RPCStatusCode.FAILED_PRECONDITION
+            and "Workflow Task in failed state" in error.message)
+
+
 async def submit_tool_outputs(client: Client, run_id: str, outputs: list[ToolOutput]) -> None:
     """Deliver outputs through the workflow's update; its validator's refusal is a 400."""
     handle = client.get_workflow_handle_for(AssistantRunWorkflow.run, run_id)
-    try:
-        # The update returns the workflow's state; the API answers from Postgres.
-        _state = await handle.execute_update(AssistantRunWorkflow.submit_tool_outputs,
-                                             SubmitToolOutputs(outputs))
-    except WorkflowUpdateFailedError as error:
-        cause = error.cause
-        raise invalid(getattr(cause, "message", None) or str(cause), "tool_outputs") from None
-    except RPCError as error:
-        raise ApiError(409, f"Run {run_id} no longer accepts tool outputs ({error.message}).",
-                       code="run_not_active") from None
+    deadline = time.monotonic() + TASK_RETRY_PATIENCE_SECONDS
+    delay = 0.1
+    while True:
+        try:
+            # The update returns the workflow's state; the API answers from Postgres.
+            _state = await handle.execute_update(AssistantRunWorkflow.submit_tool_outputs,
+                                                 SubmitToolOutputs(outputs))
+            return
+        except WorkflowUpdateFailedError as error:
+            cause = error.cause
+            raise invalid(getattr(cause, "message", None) or str(cause),
+                          "tool_outputs") from None
+        except RPCError as error:
+            if _task_retrying(error) and time.monotonic() + delay < deadline:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            raise ApiError(409, f"Run {run_id} no longer accepts tool outputs "
+                                f"({error.message}).", code="run_not_active") from None
