@@ -107,15 +107,21 @@ class TurnStart:
 
 async def start_turn(db: RawDb, run_id: str) -> TurnStart | None:
     """The run, moved from queued to in_progress if it was queued; None if not found."""
-    row = (await db.execute(_START, {"p_id": run_id, "p_now": int(time.time())})
-           ).first_mapping()
-    started = row is not None
-    if row is None:
-        row = (await db.execute(_READ, {"p_id": run_id})).first_mapping()
+    while True:
+        row = (await db.execute(_START, {"p_id": run_id, "p_now": int(time.time())})
+               ).first_mapping()
+        started = row is not None
         if row is None:
-            return None
-    run = run_row({c.key: row[c.key] for c in returning(RUNS)})
-    return TurnStart(run, started, row["history"], row["steps"])
+            row = (await db.execute(_READ, {"p_id": run_id})).first_mapping()
+            if row is None:
+                return None
+            if row["status"] == "queued":
+                # Written between the two statements (the API writes a run while its
+                # workflow starts): move it now, or the turn would run with the run
+                # still queued and leave it so.
+                continue
+        run = run_row({c.key: row[c.key] for c in returning(RUNS)})
+        return TurnStart(run, started, row["history"], row["steps"])
 
 
 # --- the rows streamed while the model writes ---------------------------------------

@@ -188,7 +188,7 @@ async def test_runs_start_with_the_configured_workflow_task_timeout(
     await start_run(app.state.temporal, configured, run)
     handle = app.state.temporal.get_workflow_handle_for(AssistantRunWorkflow.run, run.id)
     config = (await handle.describe()).raw_description.execution_config
-    assert config.default_workflow_task_timeout.ToTimedelta().total_seconds() == (seconds or 2)
+    assert config.default_workflow_task_timeout.ToTimedelta().total_seconds() == (seconds or 5)
     await asyncio.wait_for(handle.result(), timeout=30)
 
 
@@ -196,3 +196,28 @@ def test_the_workflow_task_timeout_setting_is_bounded() -> None:
     for wrong in ("0.5", "121"):
         with pytest.raises(ValidationError):
             Settings(_env_file=None, run_task_timeout_seconds=wrong)
+
+
+async def test_a_row_written_between_the_turns_two_reads_is_still_started(
+        http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first turn's UPDATE misses the row, its SELECT finds it queued (the API wrote it
+    in between): the turn moves it to in_progress, so it ends completed, not queued."""
+    real_execute = RawDb.execute
+    missed: list[bool] = []
+
+    async def execute(self: RawDb, statement: Any, params: Any = None) -> Any:
+        if statement is turn_writes._START and not missed:
+            missed.append(True)
+            return SimpleNamespace(first_mapping=lambda: None)  # as if not yet written
+        return await real_execute(self, statement, params)
+
+    monkeypatch.setattr(RawDb, "execute", execute)
+    assistant, thread = await _assistant_and_thread(http)
+    response = await http.post(f"/v1/threads/{thread}/runs",
+                               json={"assistant_id": assistant, "stream": True})
+    names = _event_names(response.text)
+    assert missed == [True]
+    assert names[:3] == ["thread.run.created", "thread.run.queued", "thread.run.in_progress"]
+    assert names[-2:] == ["thread.run.completed", "done"]
+    runs = (await http.get(f"/v1/threads/{thread}/runs")).json()["data"]
+    assert [r["status"] for r in runs] == ["completed"]
