@@ -42,11 +42,13 @@ class Settings(BaseSettings):
     run_expiry_seconds: int = Field(default=600, ge=1)
     llm_timeout_seconds: float = Field(default=120.0, gt=0)
     # The workflow task timeout runs start with. The model turn runs inside a workflow
-    # task (a local activity) that the worker heartbeats at 80% of it: a cancel or tool
-    # outputs reach a running turn within that (1.6 s), a dead worker's turn is taken over
-    # after it, and a long answer costs a 3-event task per beat (a 3-minute answer: ~110
-    # tasks at 2 s, ~23 at 10 s). Runs keep the value they started with.
-    run_task_timeout_seconds: float = Field(default=2.0, ge=1, le=120)
+    # task (a local activity) that the worker heartbeats at 80% of it: a cancel reaches a
+    # running turn within that (4 s), a dead worker's turn is taken over after it, and a
+    # long answer costs a 3-event task per beat (a 3-minute answer: ~45 tasks at 5 s). 2 s
+    # (stop 15) timed out 112-129 tasks in one 200-run load test on a CPU-starved 2-core
+    # box (replays, updates refused meanwhile); 5 s: none. Runs keep the value they
+    # started with.
+    run_task_timeout_seconds: float = Field(default=5.0, ge=1, le=120)
     # Context window assumed for models the models config does not describe.
     model_context_window: int = Field(default=32768, ge=512)
     # Model-call retries, owned by Temporal (provider SDK/HTTP retries are off).

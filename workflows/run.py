@@ -112,7 +112,7 @@ class AssistantRunWorkflow:
             # text run is one workflow task instead of two plus an activity task (half
             # the Temporal CPU per run, one hand-off less before the first token). The
             # price: a cancel or update reaches the workflow at the task's next heartbeat
-            # (80% of the task timeout the API starts runs with, 2 s unless
+            # (80% of the task timeout the API starts runs with, 5 s unless
             # RUN_TASK_TIMEOUT_SECONDS says otherwise; Temporal's default, 10 s, would
             # hold them for 8 s), and a restarted
             # worker runs the turn again (model_turn finds what an earlier run recorded).

@@ -38,7 +38,7 @@ async def test_sigkill_during_llm_call_loses_and_duplicates_nothing(
 
     await workers.start()
     # Nobody tells Temporal the attempt died: the workflow task running the model turn
-    # (a local activity) times out first (RUN_TASK_TIMEOUT_SECONDS, 2 s); worker #2 then
+    # (a local activity) times out first (RUN_TASK_TIMEOUT_SECONDS, 5 s); worker #2 then
     # replays the run and makes the model call again, its own 3 s.
     done = await poll_run(sdk, thread.id, run.id, TERMINAL, 60, workers)
     assert done.status == "completed", (done.last_error, workers.logs())

@@ -2,7 +2,7 @@
 
 The runs go to a dedicated task queue served only by worker processes started here. Worker #1
 is killed while the fake model holds all 20 answers; worker #2 takes over once the workflow
-tasks running the model turns (local activities) time out (2 s). Every run must complete
+tasks running the model turns (local activities) time out (5 s). Every run must complete
 exactly once.
 """
 
