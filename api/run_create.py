@@ -30,13 +30,12 @@ from psycopg.rows import namedtuple_row
 from psycopg.types.json import Jsonb
 from redis.exceptions import RedisError
 from temporalio.client import Client
-from temporalio.service import RPCError
 
 from api.errors import ApiError, invalid, not_found
 from api.routers.messages import new_message_values
 from api.routers.threads import new_thread_values
 from api.rows import insert_params, insert_rows_sql, new_row, select_list
-from api.run_engine import start_run
+from api.run_engine import abandon_run, start_run
 from api.schemas.common import response_format_to_wire, tool_resources_to_wire, tools_to_wire
 from api.schemas.runs import CreateRun, CreateThreadAndRun, RunOptions
 from api.schemas.threads import CreateThread
@@ -249,9 +248,7 @@ async def launch(pool: RawPool, temporal: Client, settings: Settings, events: Ru
             _start(temporal, settings, run), announce_and_write(), return_exceptions=True)
         if isinstance(written, BaseException):
             if started is None:
-                with contextlib.suppress(RPCError):
-                    await temporal.get_workflow_handle(run.id).terminate(
-                        reason="the run could not be written")
+                await abandon_run(temporal, run.id)
             with contextlib.suppress(RedisError):  # unread; it would expire in a day
                 await events.discard(run.id)
             raise written

@@ -65,6 +65,13 @@ async def cancel_run(client: Client, run_id: str) -> None:
         await client.get_workflow_handle(run_id).cancel()
 
 
+async def abandon_run(client: Client, run_id: str) -> None:
+    """End a workflow whose run could not be written (best effort: otherwise its first
+    turn gives up waiting for the row)."""
+    with contextlib.suppress(RPCError):
+        await client.get_workflow_handle(run_id).terminate(reason="the run could not be written")
+
+
 # Temporal refuses updates while a workflow task is being retried (its attempt > 1: a
 # task that timed out on a starved worker, say) until one completes. Transient: the
 # API tries again for this long before answering 409.

@@ -114,8 +114,8 @@ class AssistantRunWorkflow:
             # price: a cancel or update reaches the workflow at the task's next heartbeat
             # (80% of the task timeout the API starts runs with, 5 s unless
             # RUN_TASK_TIMEOUT_SECONDS says otherwise; Temporal's default, 10 s, would
-            # hold them for 8 s), and a restarted
-            # worker runs the turn again (model_turn finds what an earlier run recorded).
+            # hold them for 8 s), and a restarted worker runs the turn again (model_turn
+            # finds what an earlier run recorded).
             return await self._local_model_turn(turn, call_timeout, on_cancel)
         # Runs started before the local-activity turn replay the regular activity they ran.
         return await workflow.execute_activity_method(
