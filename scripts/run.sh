@@ -9,6 +9,7 @@ PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e .
+# constraints.txt: the versions CI tested (scripts/lock.sh refreshes it).
+.venv/bin/python -m pip install --quiet --upgrade pip -c constraints.txt
+.venv/bin/python -m pip install --quiet -e . -c constraints.txt
 exec .venv/bin/assistants up "$@"
