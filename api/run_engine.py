@@ -25,7 +25,10 @@ def _retry_settings(settings: Settings) -> RetrySettings:
     return RetrySettings(
         initial_interval_seconds=settings.llm_retry_initial_seconds,
         maximum_attempts=settings.llm_retry_max_attempts,
-        model_call_timeout_seconds=settings.llm_timeout_seconds,
+        # A whole model call may last as long as the run may: a slow model streaming a
+        # long answer is not a fault. A *silent* one is: the provider's HTTP client gives
+        # up after LLM_TIMEOUT_SECONDS without a byte (worker.py), and the call is retried.
+        model_call_timeout_seconds=float(settings.run_expiry_seconds),
     )
 
 

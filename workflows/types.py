@@ -17,6 +17,8 @@ class RetrySettings:
     initial_interval_seconds: float = 1.0
     maximum_interval_seconds: float = 30.0
     maximum_attempts: int = 6
+    # One call's start-to-close (cut to the time the run has left). The API sets the run's
+    # whole lifetime: silence is what the provider's client times out, not length.
     model_call_timeout_seconds: float = 120.0
     heartbeat_timeout_seconds: float = 15.0
 

@@ -82,16 +82,18 @@ async def test_model_timeout_is_retried_then_fails_as_server_error(
     assert time.monotonic() - started < 15
 
 
-async def test_call_slower_than_the_timeout_mid_stream_fails_cleanly(
+async def test_answer_longer_than_the_timeout_completes_when_no_token_is_late(
     sdk: openai.AsyncOpenAI, fake_llm: FakeLLM
 ) -> None:
-    # Tokens arrive every 0.3 s (each read is in time) but the answer takes 9 s in all:
-    # text was streamed, then the attempt was cut off, three times over.
+    # Tokens arrive every 0.3 s (each read is in time) but the answer takes 9 s in all, six
+    # times the silence limit: a slow model streaming a long answer is not a fault.
     run, marker = await _run(sdk, "[[tokens:30]] [[tokendelay:300]]")
     final = await _final(sdk, run)
-    assert final.status == "failed", final
-    assert final.last_error is not None and final.last_error.code == "server_error"
-    assert len(fake_llm.requests_containing(marker)) == ATTEMPTS
+    assert final.status == "completed", final
+    assert len(fake_llm.requests_containing(marker)) == 1
+    messages = await sdk.beta.threads.messages.list(thread_id=run.thread_id)
+    text = messages.data[0].content[0].text.value  # type: ignore[union-attr]
+    assert len(text.split()) == 30, text
 
 
 async def test_429_honours_retry_after_then_completes(
