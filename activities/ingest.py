@@ -24,9 +24,7 @@ from core.parsing import ParseError, extract_text
 from core.storage import ObjectStorage, parsed_text_key
 from core.tables import ChunkRow, FileRow, VectorStoreFileRow
 from workflows.ingest_types import FailIngestInput, IngestInput, IngestResult
-
-# ParseError codes -> ApplicationError types the workflow maps back (non-retryable).
-PARSE_ERROR_TYPES = {"unsupported_file": "UnsupportedFile", "invalid_file": "InvalidFile"}
+from workflows.types import ERROR_TYPES
 
 
 class IngestActivities:
@@ -49,7 +47,7 @@ class IngestActivities:
             try:
                 text = await asyncio.to_thread(extract_text, file.filename, data)
             except ParseError as error:
-                raise ApplicationError(error.message, type=PARSE_ERROR_TYPES[error.code],
+                raise ApplicationError(error.message, type=ERROR_TYPES[error.code],
                                        non_retryable=True) from None
             static = row.chunking_strategy["static"]
             chunks = chunk_text(text, static["max_chunk_size_tokens"],

@@ -39,15 +39,13 @@ from core.wire import (
     step_columns_to_wire,
 )
 from workflows.types import (
+    ERROR_TYPES,
     FinishInput,
     ModelTurnInput,
     ModelTurnResult,
     RecordToolOutputsInput,
 )
 
-# The workflow maps these ApplicationError types to `last_error.code`.
-ERROR_TYPES = {"invalid_prompt": "InvalidPrompt", "rate_limit_exceeded": "RateLimited",
-               "server_error": "ServerError"}
 # How long a first turn waits for its run's row (see `_start_turn`): the API writes it
 # while the workflow starts, a few ms; longer only if that API process stalled or died.
 ROW_WAIT_SECONDS = 30.0

@@ -8,6 +8,8 @@ OpenAI's `last_error.code`: `unsupported_file` (a type we cannot read) or
 
 from __future__ import annotations
 
+from typing import Literal
+
 import io
 import json
 import re
@@ -25,7 +27,7 @@ HTML_EXTENSIONS = frozenset({".html", ".htm"})
 
 
 class ParseError(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: Literal["unsupported_file", "invalid_file"], message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message

@@ -20,6 +20,7 @@ from tests.workflow_doubles import (  # time_skipping_env: the `env` fixture
     time_skipping_env,  # noqa: F401
     wait_for_status,
 )
+from workflows.run import MAX_TURNS
 from workflows.types import (
     FinishInput,
     ModelTurnInput,
@@ -158,3 +159,20 @@ async def test_retry_after_from_the_provider_sets_the_backoff(
     assert timers == [7]
     assert rec.inputs("model_turn") == [ModelTurnInput(run.run_id, 1),
                                         ModelTurnInput(run.run_id, 1, attempt=2)]
+
+
+# --- a model that never stops calling tools ------------------------------------------
+async def test_a_run_that_keeps_calling_tools_fails_after_max_turns(
+    env: WorkflowEnvironment
+) -> None:
+    # Server-side calls only (nothing for the client to answer): the loop never waits.
+    rec = Recorder(turns=[ModelTurnResult("tool_calls") for _ in range(MAX_TURNS + 1)])
+    async with started_run(env, rec) as run:
+        assert await run.handle.result() == RunResult("failed")
+    assert rec.names().count("model_turn") == MAX_TURNS
+    finish = rec.inputs("finish_run")
+    assert len(finish) == 1 and finish[0].status == "failed"
+    assert finish[0].last_error["code"] == "server_error"
+    assert f"{MAX_TURNS} model turns" in finish[0].last_error["message"]
+    events = [event async for event in run.handle.fetch_history_events()]
+    assert len(events) < 12 * MAX_TURNS  # the bound MAX_TURNS's comment states

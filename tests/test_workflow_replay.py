@@ -10,7 +10,7 @@ failure, file_search with ingestion) on the real server, then replays each one:
 - unsandboxed, as the worker runs them: a replay that diverges from its history fails.
 
 tests/histories/ holds the same kinds of histories recorded by earlier versions, one
-directory each (RECORDED below): runs in flight during an upgrade, parked ones above all,
+directory each (RECORDED below; `bash scripts/record_histories.sh NAME` writes one): runs in flight during an upgrade, parked ones above all,
 must replay through today's code, so a change to the workflows that would strand them (a
 command added, removed or reordered without a version switch: `workflow.patched` or, as
 for the local-activity turn, a RunInput field) fails here. Record a new directory when the
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import uuid
 from pathlib import Path
 
@@ -59,6 +60,11 @@ async def _run(sdk: openai.AsyncOpenAI, assistant: str, content: str) -> tuple[s
                                                       assistant_id=assistant,
                                                       poll_interval_ms=50)
     return thread.id, run.id
+
+
+# The name of each history, in the order _histories returns them.
+NAMES = ["text", "retried", "update", "signal", "cancelled", "failed", "file_search",
+         "ingest", "parked"]
 
 
 async def _histories(sdk: openai.AsyncOpenAI, temporal: Client) -> list[WorkflowHistory]:
@@ -123,8 +129,18 @@ async def _histories(sdk: openai.AsyncOpenAI, temporal: Client) -> list[Workflow
     ingestions = [w.id async for w in temporal.list_workflows("WorkflowType = 'IngestVectorStoreFile'")
                   if w.id.startswith(f"ingest-{store.id}-{upload.id}-")]
     assert ingestions, "the ingestion workflow is not visible"
-    return [await _closed_history(temporal, workflow_id)
-            for workflow_id in run_ids + ingestions[:1]]
+    closed = [await _closed_history(temporal, workflow_id)
+              for workflow_id in run_ids + ingestions[:1]]
+    return [*closed, await _parked_history(sdk, temporal, assistant, marker)]
+
+
+async def _parked_history(sdk: openai.AsyncOpenAI, temporal: Client, assistant: str,
+                          marker: str) -> WorkflowHistory:
+    """An open run waiting for tool outputs: what a deploy finds parked, and must resume."""
+    thread, parked = await _run(sdk, assistant, f"{marker} {CALL}")
+    history = await temporal.get_workflow_handle(parked).fetch_history()
+    await sdk.beta.threads.runs.cancel(parked, thread_id=thread)
+    return history
 
 
 async def _closed_history(temporal: Client, workflow_id: str) -> WorkflowHistory:
@@ -151,7 +167,7 @@ async def test_run_histories_replay_in_the_sandbox_and_without_it(
         sdk: openai.AsyncOpenAI, app: FastAPI, fake_llm: FakeLLM) -> None:
     temporal: Client = app.state.temporal
     histories = await _histories(sdk, temporal)
-    endings = {h.events[-1].event_type for h in histories}
+    endings = {h.events[-1].event_type for h in histories[:-1]}
     assert endings == {EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
                        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED}, endings
     # A text run: the model turn is one local-activity marker, and nothing else is
@@ -163,7 +179,14 @@ async def test_run_histories_replay_in_the_sandbox_and_without_it(
     retried = histories[1]  # the backoff between its two attempts is a timer
     assert EventType.EVENT_TYPE_TIMER_FIRED in {e.event_type for e in retried.events}
 
+    assert histories[-1].events[-1].event_type != (
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED)  # parked: still open
     await _replay_in_the_sandbox_and_without_it(histories)
+    if target := os.environ.get("RECORD_HISTORIES"):  # scripts/record_histories.sh
+        directory = HISTORIES / target
+        directory.mkdir(parents=True, exist_ok=False)
+        for name, history in zip(NAMES, histories, strict=True):
+            (directory / f"{name}.json").write_text(history.to_json())
 
 
 # What each version recorded (the directories in tests/histories/).
@@ -174,6 +197,9 @@ RECORDED = {
     # 2026-11-27 (stop 15): the model turn as a local activity, retried by the workflow.
     "local_activity_turn": ["cancelled", "failed", "file_search", "ingest", "retried",
                             "signal", "text", "update"],
+    # 2026-12-07 (stop 25): waits for its handlers before returning, caps turns; with a
+    # parked (open) run. Recorded by scripts/record_histories.sh.
+    "handlers_finished": sorted(NAMES),
 }
 
 

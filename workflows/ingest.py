@@ -15,16 +15,16 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
 from workflows.ingest_types import FailIngestInput, IngestInput, IngestResult
+from workflows.types import ERROR_TYPES, error_code
 
 with workflow.unsafe.imports_passed_through():
     from activities.ingest import IngestActivities
 
-# ApplicationError types raised by the activity -> OpenAI's last_error.code.
-ERROR_CODES = {"UnsupportedFile": "unsupported_file", "InvalidFile": "invalid_file"}
 PROCESS_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
     # Embedding outages get a few tries; a broken file gets none.
-    maximum_attempts=5, non_retryable_error_types=list(ERROR_CODES),
+    maximum_attempts=5,
+    non_retryable_error_types=[ERROR_TYPES["unsupported_file"], ERROR_TYPES["invalid_file"]],
 )
 DB_WRITE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
                              maximum_interval=timedelta(seconds=5))
@@ -49,7 +49,7 @@ class IngestFileWorkflow:
                 raise
             code, message = "server_error", str(error.cause or error)
             if isinstance(error.cause, ApplicationError):
-                code = ERROR_CODES.get(error.cause.type or "", "server_error")
+                code = error_code(error.cause.type)
                 message = error.cause.message
             workflow.logger.warning("ingestion of %s into %s failed: %s", input.file_id,
                                     input.vector_store_id, code)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
 
-from workflows.types import RetrySettings
+from workflows.types import ERROR_TYPES, RetrySettings
 
 # Errors no attempt can fix, whatever the error says of itself.
-NON_RETRYABLE_TYPES = ("InvalidPrompt",)  # a tuple: its order goes into commands
+NON_RETRYABLE_TYPES = (ERROR_TYPES["invalid_prompt"],)  # a tuple: its order goes into commands
 BACKOFF_COEFFICIENT = 2.0  # Temporal's default
 
 

@@ -26,6 +26,7 @@ from temporalio.workflow import ActivityCancellationType
 
 from workflows.retries import NON_RETRYABLE_TYPES, failure_cause, retry_delay
 from workflows.types import (
+    EndStatus,
     FileSearchInput,
     FinishInput,
     ModelTurnInput,
@@ -34,7 +35,9 @@ from workflows.types import (
     RunInput,
     RunResult,
     RunState,
+    RunStatus,
     SubmitToolOutputs,
+    error_code,
 )
 
 with workflow.unsafe.imports_passed_through():
@@ -45,13 +48,19 @@ with workflow.unsafe.imports_passed_through():
 DB_WRITE_TIMEOUT = timedelta(seconds=10)
 DB_WRITE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200),
                              maximum_interval=timedelta(seconds=5))
-ERROR_CODES = {"RateLimited": "rate_limit_exceeded", "InvalidPrompt": "invalid_prompt"}
+# A run whose model keeps calling tools ends failed after this many turns, so its history
+# stays far below Temporal's limits (warned at 10,240 events, refused at 51,200): a turn
+# costs at most ~12 events (task, marker, update, outputs marker, file_search), so 200
+# turns ~2,400, plus 3 events per task heartbeat while the model works (one per 4 s at the
+# default task timeout; RUN_EXPIRY_SECONDS's cap keeps that under ~11,000). No
+# continue-as-new: the bound holds without one, and a run's id must stay its workflow's.
+MAX_TURNS = 200
 
 
 @workflow.defn(name="AssistantRun")
 class AssistantRunWorkflow:
     def __init__(self) -> None:
-        self._status = "queued"
+        self._status: RunStatus = "queued"
         self._turn = 0
         self._pending: list[str] = []
         self._outputs_recorded = False
@@ -60,8 +69,20 @@ class AssistantRunWorkflow:
     @workflow.run
     async def run(self, input: RunInput) -> RunResult:
         self._input = input
+        result = await self._run()
+        # An update or signal still running (e.g. a late tool-outputs submission's write)
+        # finishes before the workflow does: Temporal would otherwise drop it midway.
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return result
+
+    async def _run(self) -> RunResult:
         try:
             while True:
+                if self._turn >= MAX_TURNS:
+                    return await self._finish("failed", {
+                        "code": "server_error",
+                        "message": f"The run ended after {MAX_TURNS} model turns without an "
+                                   "answer: the model kept calling tools."})
                 self._turn += 1
                 result = await self._model_turn()
                 if result.kind == "expired":
@@ -180,7 +201,8 @@ class AssistantRunWorkflow:
             return self._outputs_recorded
         return True
 
-    async def _finish(self, status: str, last_error: dict[str, str] | None = None) -> RunResult:
+    async def _finish(self, status: EndStatus,
+                      last_error: dict[str, str] | None = None) -> RunResult:
         await workflow.execute_local_activity_method(
             RunActivities.finish_run,
             FinishInput(self._input.run_id, status, last_error),
@@ -200,7 +222,7 @@ class AssistantRunWorkflow:
             return await self._finish("expired")
         code, message = "server_error", str(cause)
         if isinstance(cause, ApplicationError):
-            code = ERROR_CODES.get(cause.type or "", "server_error")
+            code = error_code(cause.type)
             message = cause.message
         workflow.logger.warning("run %s failed: %s", self._input.run_id, code)
         return await self._finish("failed", {"code": code, "message": message})

@@ -7,7 +7,29 @@ signal an operator sends from the Temporal UI) and go straight to Postgres.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+# What a run's workflow can report; Postgres holds the full lifecycle (cancelling too).
+RunStatus = Literal["queued", "in_progress", "requires_action", "cancelled", "failed",
+                    "completed", "incomplete", "expired"]
+# How a run ends when it does not complete (FinishInput.status).
+EndStatus = Literal["cancelled", "failed", "expired"]
+ErrorCode = Literal["server_error", "rate_limit_exceeded", "invalid_prompt",
+                    "unsupported_file", "invalid_file"]
+
+# The one map between OpenAI's `last_error.code` and the ApplicationError type an activity
+# raises for it: activities raise by code, workflows report by type, through this table.
+ERROR_TYPES: dict[ErrorCode, str] = {
+    "server_error": "ServerError", "rate_limit_exceeded": "RateLimited",
+    "invalid_prompt": "InvalidPrompt", "unsupported_file": "UnsupportedFile",
+    "invalid_file": "InvalidFile",
+}
+_CODES: dict[str, ErrorCode] = {kind: code for code, kind in ERROR_TYPES.items()}
+
+
+def error_code(error_type: str | None) -> ErrorCode:
+    """`last_error.code` for an ApplicationError type; anything unknown is ours."""
+    return _CODES.get(error_type or "", "server_error")
 
 
 @dataclass
@@ -41,7 +63,7 @@ class RunInput:
 
 @dataclass
 class RunResult:
-    status: str
+    status: RunStatus
 
 
 @dataclass
@@ -59,7 +81,7 @@ class SubmitToolOutputs:
 class RunState:
     """The live state a query returns to operators (Postgres holds the record)."""
 
-    status: str
+    status: RunStatus
     turn: int
     pending_tool_call_ids: list[str]
 
@@ -78,7 +100,7 @@ class ModelTurnInput:
 class ModelTurnResult:
     # "message": the run is complete; "tool_calls": the model called tools;
     # "incomplete": a token limit ended it; "expired": no time was left.
-    kind: str
+    kind: Literal["message", "tool_calls", "incomplete", "expired"]
     # Function calls the client must answer (the run is in requires_action).
     tool_call_ids: list[str] = field(default_factory=list)
     # Server-side file_search calls to run before anything else.
@@ -103,5 +125,5 @@ class FinishInput:
     """End a run that did not complete: failed, cancelled or expired."""
 
     run_id: str
-    status: str
+    status: EndStatus
     last_error: dict[str, Any] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 
 class ProviderError(Exception):
@@ -16,7 +17,7 @@ class ProviderError(Exception):
         self.retry_after = retry_after
 
     @property
-    def code(self) -> str:
+    def code(self) -> Literal["rate_limit_exceeded", "invalid_prompt", "server_error"]:
         """The run's `last_error.code` if this error ends the run."""
         if self.status == 429:
             return "rate_limit_exceeded"
