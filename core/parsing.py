@@ -8,13 +8,12 @@ OpenAI's `last_error.code`: `unsupported_file` (a type we cannot read) or
 
 from __future__ import annotations
 
-from typing import Literal
-
 import io
 import json
 import re
 from html.parser import HTMLParser
 from pathlib import PurePosixPath
+from typing import Literal
 
 # Plain-text formats OpenAI's file_search accepts, plus a few obvious cousins.
 TEXT_EXTENSIONS = frozenset({
