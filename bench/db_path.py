@@ -38,6 +38,7 @@ async def measure(database_url: str, statements: int) -> Report:
                                                 autocommit=True)
     one = text("SELECT 1")
     pool, compiled = RawPool(engine), CompiledStatement(one)
+    await pool.open()
 
     async def bare() -> None:
         await (await raw.execute("SELECT 1")).fetchone()

@@ -1,6 +1,6 @@
 """The hot writes' shortcuts store what the ORM stores, and their pool heals.
 
-- api/run_create.py: runs made in two statements are stored as the ORM stores them, and
+- api/services/run_statements.py: runs made in two statements are stored as the ORM stores them, and
   the thread lock holds under concurrent creates.
 - core/rawdb.py: a pooled connection that Postgres closed is replaced, never surfaced.
 """
@@ -22,7 +22,7 @@ from temporalio.client import Client
 
 import core.rawdb
 from core import ids
-from core.rawdb import RawPool
+from core.rawdb import POOL_SIZE, RawPool
 from core.settings import Settings
 from core.tables import MessageRow, RunRow, ThreadRow
 from tests.fast_path_helpers import serve_app
@@ -133,18 +133,26 @@ async def test_concurrent_creates_on_one_thread_start_one_run(
 
 # --- the raw connection pool -------------------------------------------------------------
 
-async def _backend_pid(pool: RawPool) -> int:
-    async with pool.connection() as conn:
-        row = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
-    assert row is not None
-    return int(row[0])
+async def _backend_pids(pool: RawPool) -> set[int]:
+    """Every connection the pool holds: as many checked out at once as it may have."""
+    all_out = asyncio.Barrier(POOL_SIZE)
+
+    async def held() -> int:
+        async with pool.connection() as conn:
+            row = await (await conn.execute("SELECT pg_backend_pid()")).fetchone()
+            await all_out.wait()
+        assert row is not None
+        return int(row[0])
+
+    return set(await asyncio.gather(*(held() for _ in range(POOL_SIZE))))
 
 
-async def _terminate(settings: Settings, pid: int) -> None:
+async def _terminate(settings: Settings, pids: set[int]) -> None:
     url = settings.database_url.replace("postgresql+psycopg://", "postgresql://")
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-        await conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
-    await asyncio.sleep(0.2)  # the close reaches the client's socket
+        await conn.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) pid",
+                           (list(pids),))
+    await asyncio.sleep(0.2)  # the close reaches the client's sockets
 
 
 async def test_a_connection_closed_by_postgres_is_replaced(
@@ -153,15 +161,15 @@ async def test_a_connection_closed_by_postgres_is_replaced(
     pool: RawPool = app.state.raw_db
     thread = (await http.post("/v1/threads", json={})).json()["id"]
     path = f"/v1/threads/{thread}/messages"
-    # Seen on checkout: the closed socket is readable.
-    pid = await _backend_pid(pool)
-    await _terminate(settings, pid)
+    # Postgres restarted: every pooled connection is closed. Seen on checkout: the closed
+    # socket is readable.
+    pids = await _backend_pids(pool)
+    await _terminate(settings, pids)
     assert (await http.get(path)).status_code == 200
-    assert await _backend_pid(pool) != pid
+    assert not (await _backend_pids(pool)) & pids
     # Missed on checkout (a restart between the check and the query): the read is retried.
     monkeypatch.setattr(core.rawdb, "_readable", lambda conn: False)
-    pid = await _backend_pid(pool)
-    await _terminate(settings, pid)
+    await _terminate(settings, await _backend_pids(pool))
     response = await http.get(path)
     assert response.status_code == 200, response.text
     assert json.loads(response.content)["object"] == "list"

@@ -56,6 +56,7 @@ async def test_same_rows_as_through_sqlalchemy(engine: AsyncEngine) -> None:
                                      doc=bindparam("p_doc", type_=JSONB), tags=["a", 1])
         read = select(table).where(table.c.id == bindparam("p_id"))
         pool = RawPool(engine)
+        await pool.open()
         rows = {"raw-1": {"x": [1, 2.5, None]}, "raw-null": None}
         async with connect(pool, transaction=True) as db:
             for key, doc in rows.items():
@@ -95,6 +96,7 @@ async def test_no_free_connection_is_a_database_error(engine: AsyncEngine,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(core.rawdb, "ACQUIRE_TIMEOUT_SECONDS", 0.2)
     pool = RawPool(engine, size=1)
+    await pool.open()
     async with pool.connection():
         with pytest.raises(PoolTimeout) as raised:
             async with pool.connection():
