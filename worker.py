@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import httpx
-import redis.asyncio as redis
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -23,6 +22,7 @@ from core.embeddings import embedder_from_settings
 from core.events import RunEvents
 from core.llm.router import ProviderRouter
 from core.rawdb import RawPool
+from core.redis_client import create_redis
 from core.settings import Settings
 from core.storage import ObjectStorage
 from core.tracing import temporal_interceptors
@@ -95,18 +95,22 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None,
     timeout = httpx.Timeout(settings.llm_timeout_seconds, connect=10.0)
     async with httpx.AsyncClient(timeout=timeout) as http:
         provider = ProviderRouter.from_settings(http, settings)
-        redis_client = redis.from_url(settings.redis_url)
+        # Appends go through a client that never re-sends them (core/redis_client.py).
+        redis_client = create_redis(settings.redis_url)
+        unretried = create_redis(settings.redis_url, retry=False)
+        events = RunEvents(redis_client, unretried)
         storage = ObjectStorage(settings)
         raw_db = RawPool(engine)
+        await raw_db.open()
         activities = RunActivities(create_sessionmaker(engine), raw_db, provider,
-                                   RunEvents(redis_client), provider.context_window, storage)
+                                   events, provider.context_window, storage)
         # With tracing on, the client's TracingInterceptor also traces the worker's
         # workflows and activities, continuing the trace the API started.
         client = await _connect(settings, tracer_provider)
         sessions = create_sessionmaker(engine)
         embedder = embedder_from_settings(settings)
         ingest = IngestActivities(sessions, storage, embedder)
-        file_search = FileSearchActivities(sessions, embedder, RunEvents(redis_client))
+        file_search = FileSearchActivities(sessions, embedder, events)
         worker = build_worker(client, settings, activities, ingest, file_search)
         metrics_server = None
         if settings.worker_metrics_port:  # Prometheus /metrics, off by default
@@ -122,5 +126,6 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None,
         if metrics_server is not None:
             metrics_server.shutdown()
         await redis_client.aclose()
+        await unretried.aclose()
         await raw_db.close()
     await engine.dispose()

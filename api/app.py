@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-import redis.asyncio as redis
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from temporalio.client import Client
@@ -24,6 +23,7 @@ from api.routers.vector_stores import router as vector_stores_router
 from core.db import create_engine, create_sessionmaker
 from core.events import RunEvents
 from core.rawdb import RawPool
+from core.redis_client import create_redis
 from core.settings import Settings, get_settings
 from core.storage import ObjectStorage
 from core.tracing import instrument_app, temporal_interceptors
@@ -54,8 +54,12 @@ def create_app(settings: Settings | None = None, bind_host: str | None = None,
         app.state.engine = engine
         app.state.sessions = create_sessionmaker(engine)
         app.state.raw_db = RawPool(engine)  # the hot paths' raw connections
-        app.state.redis = redis.from_url(settings.redis_url)
-        app.state.events = RunEvents(app.state.redis)
+        await app.state.raw_db.open()
+        # Two pools: commands redis-py may re-send, and those it must not (appends, the
+        # stream relay's reads); see core/redis_client.py.
+        app.state.redis = create_redis(settings.redis_url)
+        unretried = create_redis(settings.redis_url, retry=False)
+        app.state.events = RunEvents(app.state.redis, unretried)
         app.state.storage = ObjectStorage(settings)
         # lazy: the API starts (and /health says what is missing) even while
         # Temporal is still coming up; the first call connects.
@@ -68,6 +72,7 @@ def create_app(settings: Settings | None = None, bind_host: str | None = None,
             yield
         finally:
             await app.state.redis.aclose()
+            await unretried.aclose()
             await app.state.raw_db.close()
             await engine.dispose()
 

@@ -7,16 +7,29 @@ where it left off, from whichever API process it reaches.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from core.redis_client import MAX_BLOCK_SECONDS, never_sent
 
 # Bounded, and gone a day after the run's last event: streams are for live
 # delivery and short-term resume; Postgres is the record.
 STREAM_MAXLEN = 10_000
 STREAM_TTL_SECONDS = 24 * 3600
+# How long an append keeps trying while Redis refuses connections (restarting, failing
+# over: seconds, rarely tens of them). Past it the caller fails: a model turn is then
+# retried by Temporal, an API request answers an error.
+APPEND_RETRY_SECONDS = 30.0
+_FIRST_PAUSE = 0.05
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,10 +56,14 @@ def _together(events: tuple[tuple[str, Any], ...]) -> bool:
 
 
 class RunEvents:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, unretried: redis.Redis | None = None) -> None:
+        """`client` for commands that may run twice (core/redis_client.py); `unretried`
+        (`create_redis(url, retry=False)`, default `client`) for the appends, which must
+        not, and for the relay's reads, which check the stream before reading again."""
         # Typed loosely: redis-py's stubs cannot tell that decode_responses=False
         # (our clients) always returns bytes.
         self._redis: Any = client
+        self._unretried: Any = unretried if unretried is not None else client
 
     @staticmethod
     def _append(pipe: Any, run_id: str, events: tuple[tuple[str, Any], ...],
@@ -60,11 +77,29 @@ class RunEvents:
         if refresh_ttl:
             pipe.expire(key, STREAM_TTL_SECONDS)
 
+    async def _execute(self, transaction: bool, queue: Callable[[Any], None]) -> None:
+        """Run the commands `queue` puts on a pipeline, sending them again only while
+        Redis provably never received them (`never_sent`): a retried XADD whose first
+        attempt did reach Redis would publish its event twice."""
+        loop = asyncio.get_running_loop()
+        deadline, pause = loop.time() + APPEND_RETRY_SECONDS, _FIRST_PAUSE
+        while True:
+            try:
+                async with self._unretried.pipeline(transaction=transaction) as pipe:
+                    queue(pipe)
+                    await pipe.execute()
+                return
+            except RedisConnectionError as error:
+                if not never_sent(error) or loop.time() + pause > deadline:
+                    raise
+                if pause == _FIRST_PAUSE:
+                    logger.warning("Redis refused an append (%s); retrying", error)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
     async def publish(self, run_id: str, *events: tuple[str, Any]) -> None:
         """Append events in order (one round trip), together (see `_together`)."""
-        async with self._redis.pipeline(transaction=_together(events)) as pipe:
-            self._append(pipe, run_id, events)
-            await pipe.execute()
+        await self._execute(_together(events), lambda pipe: self._append(pipe, run_id, events))
 
     async def publish_text_delta(self, run_id: str, message_id: str, text: str,
                                  first: bool = False,
@@ -80,12 +115,14 @@ class RunEvents:
         payload = {"id": message_id, "object": "thread.message.delta", "delta": {"content": [
             {"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]}}
         appended = (*preceded_by, ("thread.message.delta", payload))
-        async with self._redis.pipeline(transaction=_together(appended)) as pipe:
+
+        def queue(pipe: Any) -> None:
             self._append(pipe, run_id, appended, refresh_ttl=bool(preceded_by))
             pipe.append(text_key, text.encode())
             if first:
                 pipe.expire(text_key, STREAM_TTL_SECONDS)
-            await pipe.execute()
+
+        await self._execute(_together(appended), queue)
 
     async def discard(self, run_id: str) -> None:
         """Drop a run's stream: the run was announced but could not be written."""
@@ -100,9 +137,22 @@ class RunEvents:
         entries = await self._redis.xrevrange(_key(run_id), count=1)
         return str(entries[0][0].decode()) if entries else "0-0"
 
+    async def holds(self, run_id: str, entry_id: str) -> bool:
+        """Whether the run's stream still holds `entry_id` (any entry, for "0-0"): false
+        once Redis lost the stream (restarted without its data), when the events after it
+        may be gone too."""
+        key = _key(run_id)
+        if entry_id == "0-0":
+            return bool(await self._unretried.exists(key))
+        return bool(await self._unretried.xrange(key, entry_id, entry_id, count=1))
+
     async def read(self, run_id: str, after_id: str, block_ms: int) -> list[StreamEvent]:
-        """Events after `after_id`, waiting up to block_ms for the first one."""
-        response = await self._redis.xread({_key(run_id): after_id}, block=block_ms, count=500)
+        """Events after `after_id`, waiting up to block_ms for the first one. Never
+        re-sent by redis-py: a caller retrying after an error checks `holds` first."""
+        if block_ms > MAX_BLOCK_SECONDS * 1000:  # the clients' socket timeout is above it
+            raise ValueError(f"block_ms {block_ms} is above {MAX_BLOCK_SECONDS} s")
+        response = await self._unretried.xread({_key(run_id): after_id}, block=block_ms,
+                                               count=500)
         events = []
         for _, entries in response or []:
             for entry_id, fields in entries:

@@ -39,8 +39,15 @@ class Settings(BaseSettings):
     # Anthropic requires max_tokens; used when the run sets no max_completion_tokens.
     anthropic_max_tokens: int = Field(default=4096, ge=1)
     # Seconds a run may stay active before it expires (OpenAI: 10 minutes).
-    run_expiry_seconds: int = Field(default=600, ge=1)
-    llm_timeout_seconds: float = Field(default=120.0, gt=0)
+    # At most 4 h: a model working that long heartbeats its workflow task ~3,600 times
+    # (3 events each), and a run's history must stay far below Temporal's limits
+    # (workflows/run.py MAX_TURNS).
+    run_expiry_seconds: int = Field(default=600, ge=1, le=4 * 3600)
+    # The longest a model may stay silent (no byte on the connection: before its first
+    # token, between two tokens) before the call is abandoned and retried. Not a limit on
+    # the whole call, which may last until the run expires: a CPU model prefilling a long
+    # prompt is silent for minutes, and a long answer at a few tokens a second takes many.
+    llm_timeout_seconds: float = Field(default=300.0, gt=0)
     # The workflow task timeout runs start with. The model turn runs inside a workflow
     # task (a local activity) that the worker heartbeats at 80% of it: a cancel reaches a
     # running turn within that (4 s), a dead worker's turn is taken over after it, and a
@@ -82,6 +89,13 @@ class Settings(BaseSettings):
     # Largest request body accepted (413 above it). Multipart uploads may carry
     # max_file_bytes more, and the upload route checks the file itself.
     max_request_bytes: int = Field(default=1024 * 1024, ge=1)
+    # A streamed run sends an SSE comment (`: keep-alive`) after this many seconds without
+    # an event, however long the model stays silent, so proxies and load balancers (often
+    # idle-timed at 30-60 s) keep the connection.
+    stream_keepalive_seconds: float = Field(default=15.0, gt=0)
+    # How long a stream keeps retrying Redis (from the last event it sent) before it ends
+    # with an `error` event: a Redis restart or failover takes seconds to tens of them.
+    stream_redis_retry_seconds: float = Field(default=30.0, ge=0)
 
     @field_validator("database_url")
     @classmethod

@@ -6,15 +6,18 @@ only by `[[directive]]`s in the last user message, so concurrent tests never int
 
     [[reply:TEXT]]  [[tokens:N]]  [[call:NAME {json}]] (repeatable)  [[delay:S]]
     [[fail:CODE]] / [[fail:CODExN]]  [[garbage]]  [[truncate]] / [[truncate:N]]  [[tokendelay:MS]]
-    [[reply_per_attempt:FIRST|LATER]]
-    [[after_tool:TEXT]] (answer once tool results follow the user message)
-
-It also serves `/v1/embeddings` (deterministic hashed bag-of-words vectors, see embed_text).
+    [[reply_per_attempt:FIRST|LATER]]  [[after_tool:TEXT]] (the answer after tool results)
+    [[delay:S]]: S *seconds* before the response starts; [[tokendelay:MS]]: before each piece
+    [[pause:N:MS]] sends the opening chunk and the first N pieces (words, or a call's header
+        then its arguments 8 characters at a time), then is silent MS ms, on every request
+        (the answer after tool results too): `pause:0:30000` first token after 30 s,
+        `pause:3:20000` a 20 s pause mid-answer, `pause:1:30000` with a call: its arguments.
     [[content_call:NAME {json}]] (a tool call written as a ```json block in `content`)
     [[repeat_ids]] (repeat id, type and name in every streamed tool-call chunk)
     [[string_tool_choice]] (reject an object `tool_choice` with 400, as some servers do)
-    [[reject_tools]] (reject any request with `tools` with 400, as vLLM without
-        --enable-auto-tool-choice does)
+    [[reject_tools]] (400 for any request with `tools`, as vLLM without its tool parser)
+`fake.scripts[MODEL] = "[[...]]"` scripts user text that has none (e.g. the README examples')
+for requests naming MODEL. Also serves `/v1/embeddings` (hashed bag of words, see embed_text).
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ class _CutStream(StreamingResponse):
 class FakeLLM:
     def __init__(self) -> None:
         self.requests: list[Json] = []
+        self.scripts: dict[str, str] = {}  # model -> directives for text that has none
         self._lock = threading.Lock()
         self._fail_counts: dict[str, int] = {}
         self._attempts: dict[str, int] = {}
@@ -172,11 +176,14 @@ class FakeLLM:
         messages = [m for m in body["messages"] if isinstance(m, dict)]
         user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
         user_text = content_text(messages[user].get("content")) if user >= 0 else ""
-        d = parse_directives(user_text)
+        d = parse_directives(user_text if "[[" in user_text
+                             else self.scripts.get(str(body.get("model")), "") + user_text)
         tool_results = [content_text(m.get("content")) for m in messages[user + 1:]
                         if m.get("role") == "tool"]
         calls: list[tuple[str, str]] = []
         token_delay = 0.0
+        pause_after, _, pause_ms = d.options.get("pause", "").partition(":")
+        pause = (int(pause_after), float(pause_ms) / 1000) if pause_ms else None
         if tool_results:  # the second leg of a tool round trip: only after_tool applies
             answer = d.options.get("after_tool", "Tool results: " + " | ".join(tool_results))
             garbage = truncate = False
@@ -236,6 +243,8 @@ class FakeLLM:
         base = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()),
                 "model": body.get("model", "fake-model")}
         if not body.get("stream"):
+            if pause:
+                await asyncio.sleep(pause[1])
             if garbage:
                 return Response('{"choices": [ this is not json', media_type="application/json")
             message: Json = {"role": "assistant", "content": None if calls else answer}
@@ -273,7 +282,9 @@ class FakeLLM:
                 yield 'data: {"choices": [ this is not json\n\n'
                 yield "data: [DONE]\n\n"
                 return
-            for delta in deltas:
+            for i, delta in enumerate(deltas):
+                if pause and i == pause[0]:
+                    await asyncio.sleep(pause[1])
                 if token_delay:
                     await asyncio.sleep(token_delay)
                 yield event(delta)
