@@ -117,6 +117,9 @@ def _validation_error(error: dict[str, Any]) -> ApiError:
             f"Invalid '{param}': string too long. Expected a string with maximum length "
             f"{ctx.get('max_length')}, but got a string with length {len(str(value))} instead.",
             param, "string_above_max_length")
+    if kind == "invalid_url":  # raised by our validators (api/schemas/messages.py)
+        return invalid(f"Invalid '{param}'. Expected a valid URL, but got a value with an "
+                       "invalid format.", param, "invalid_value")
     if kind == "too_long":
         return invalid(
             f"Invalid '{param}': array too long. Expected an array with maximum length "

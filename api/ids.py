@@ -13,8 +13,12 @@ from core import ids
 
 
 def _prefixed(prefix: str, param: str) -> Callable[[str], str]:
+    return _checked(param, prefix, lambda value: ids.has_prefix(value, prefix))
+
+
+def _checked(param: str, prefix: str, valid: Callable[[str], bool]) -> Callable[[str], str]:
     def check(value: str) -> str:
-        if not ids.has_prefix(value, prefix):
+        if not valid(value):
             raise PydanticCustomError(
                 "oai_invalid_value",
                 f"Invalid '{param}': '{value[:80]}'. Expected an ID that begins with '{prefix}'.",
@@ -29,7 +33,8 @@ ThreadId = Annotated[str, Path(), AfterValidator(_prefixed(ids.THREAD, "thread_i
 MessageId = Annotated[str, Path(), AfterValidator(_prefixed(ids.MESSAGE, "message_id"))]
 RunId = Annotated[str, Path(), AfterValidator(_prefixed(ids.RUN, "run_id"))]
 StepId = Annotated[str, Path(), AfterValidator(_prefixed(ids.STEP, "step_id"))]
-FileId = Annotated[str, Path(), AfterValidator(_prefixed(ids.FILE, "file_id"))]
+# `file-…` (OpenAI's, made now) and `file_…` (made by earlier releases) are both file ids.
+FileId = Annotated[str, Path(), AfterValidator(_checked("file_id", ids.FILE, ids.is_file_id))]
 VectorStoreId = Annotated[str, Path(),
                           AfterValidator(_prefixed(ids.VECTOR_STORE, "vector_store_id"))]
 FileBatchId = Annotated[str, Path(), AfterValidator(_prefixed(ids.FILE_BATCH, "batch_id"))]

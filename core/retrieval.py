@@ -134,8 +134,15 @@ def filter_clause(spec: Mapping[str, Any]) -> ColumnElement[bool]:
     A file without the key never matches eq/in/gt..., and always matches ne/nin.
     """
     kind = spec.get("type")
+    # ValueError (a 400 at the endpoint) for any shape the schema should have refused: a
+    # `type` that is no string would reach a dict lookup (TypeError, a 500).
+    if not isinstance(kind, str):
+        raise ValueError("a filter's 'type' must be a string")
     if kind in ("and", "or"):
-        parts = [filter_clause(item) for item in spec.get("filters") or []]
+        items = spec.get("filters") or []
+        if not all(isinstance(item, Mapping) for item in items):
+            raise ValueError("a compound filter's 'filters' must be filter objects")
+        parts = [filter_clause(item) for item in items]
         if kind == "and":
             return and_(true(), *parts)
         return or_(false(), *parts)

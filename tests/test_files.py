@@ -19,7 +19,7 @@ async def test_upload_retrieve_content_delete(client: openai.AsyncOpenAI) -> Non
     data = b"The quick brown fox jumps over the lazy dog.\n"
     created = await client.files.create(file=("fox.txt", data, "text/plain"),
                                         purpose="assistants")
-    assert created.id.startswith("file_")
+    assert created.id.startswith("file-")
     assert (created.object, created.bytes, created.filename, created.purpose,
             created.status) == ("file", len(data), "fox.txt", "assistants", "processed")
     assert created.expires_at is None and created.status_details is None
@@ -34,8 +34,8 @@ async def test_upload_retrieve_content_delete(client: openai.AsyncOpenAI) -> Non
     with pytest.raises(openai.NotFoundError) as caught:
         await client.files.retrieve(created.id)
     assert caught.value.body == {  # type: ignore[comparison-overlap]
-        "message": f"No file found with id '{created.id}'.",
-        "type": "invalid_request_error", "param": None, "code": None}
+        "message": f"No such File object: {created.id}",
+        "type": "invalid_request_error", "param": "id", "code": None}
     with pytest.raises(openai.NotFoundError):
         await client.files.content(created.id)
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from api.deps import ProjectDep, SessionDep, SettingsDep, StorageDep
-from api.errors import invalid, not_found
+from api.errors import ApiError, invalid
 from api.ids import FileId
 from api.pagination import ListParams, paginate
 from api.schemas.common import ListResponse
@@ -32,7 +32,9 @@ async def load_file(session: AsyncSession, project: str, file_id: str) -> FileRo
     row = await session.get(FileRow, file_id)
     if (row is None or row.project_id != project
             or (row.expires_at is not None and row.expires_at <= time.time())):
-        raise not_found("file", file_id)
+        # OpenAI's wording for /files (other routes name a missing file as they name
+        # any missing object).
+        raise ApiError(404, f"No such File object: {file_id}", param="id")
     return row
 
 
@@ -59,7 +61,7 @@ async def upload_file(
     if (expires_anchor is None) != (expires_seconds is None):
         raise invalid("'expires_after' needs both 'anchor' and 'seconds'.", "expires_after")
     now = int(time.time())
-    file_id = ids.new_id(ids.FILE)
+    file_id = ids.new_file_id()
     row = FileRow(
         id=file_id, project_id=project, created_at=now, bytes=size,
         filename=(file.filename or "upload").rsplit("/", 1)[-1],

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag
+from pydantic import AfterValidator, Discriminator, Field, Tag
+from pydantic_core import PydanticCustomError
 
 from api.schemas.common import Metadata, Request, WireObject
 
+# A scheme and something after it. OpenAI refuses an empty or scheme-less URL with a 400 (its
+# spec: `format: uri`); which schemes work (http(s), data:) is the model provider's to decide.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S")
+
+
+def _check_url(value: str) -> str:
+    if not _URL.match(value):
+        raise PydanticCustomError("invalid_url", "Expected a valid URL")  # errors.py words it
+    return value
+
 
 class ImageUrl(Request):
-    url: str
+    url: Annotated[str, AfterValidator(_check_url)]
     detail: Literal["auto", "low", "high"] = "auto"
 
 

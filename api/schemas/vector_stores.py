@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
@@ -14,8 +15,8 @@ MAX_ATTRIBUTES = 16
 COMPARISONS = frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "in", "nin"})
 
 
-def _fail(message: str) -> PydanticCustomError:
-    return PydanticCustomError("oai_invalid_value", message)
+def _fail(message: str, code: str = "invalid_value") -> PydanticCustomError:
+    return PydanticCustomError(f"oai_{code}", message)
 
 
 def _check_attributes(value: dict[str, Any]) -> dict[str, Any]:
@@ -33,27 +34,57 @@ def _check_attributes(value: dict[str, Any]) -> dict[str, Any]:
 Attributes = Annotated[dict[str, str | bool | int | float], AfterValidator(_check_attributes)]
 
 
-def _check_filter(value: Any, path: str = "filters") -> Any:
-    """OpenAI's ComparisonFilter | CompoundFilter, recursively (kept as plain JSON)."""
+# Nesting bound for compound filters: validation, SQL building and compiling all recurse, and
+# Python's stack is finite (OpenAI documents no limit; real filters are a level or two).
+MAX_FILTER_DEPTH = 16
+
+
+def _json_type(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+             list: "an array", dict: "an object", type(None): "null"}
+    return names.get(type(value), "an unknown type")
+
+
+def _is_number(value: Any) -> bool:
+    # bool is an int to Python, not a number to JSON; NaN and infinities (which Python's
+    # JSON parser accepts) are no JSON numbers either, and jsonb refuses them.
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _check_filter(value: Any, path: str = "filters", depth: int = 1) -> Any:
+    """OpenAI's ComparisonFilter | CompoundFilter, recursively (kept as plain JSON).
+
+    Every member is checked for its JSON type before it is used: the parsed body holds any
+    JSON value, and a `type` that is an object once reached a set lookup (TypeError, a 500).
+    """
     if not isinstance(value, dict):
-        raise _fail(f"Invalid '{path}': expected an object.")
+        raise _fail(f"Invalid type for '{path}': expected an object, but got "
+                    f"{_json_type(value)} instead.", "invalid_type")
     kind = value.get("type")
+    if not isinstance(kind, str):
+        raise _fail(f"Invalid type for '{path}.type': expected a string, but got "
+                    f"{_json_type(kind)} instead.", "invalid_type")
     if kind in ("and", "or"):
         if set(value) - {"type", "filters"} or not isinstance(value.get("filters"), list):
             raise _fail(f"Invalid '{path}': a compound filter has 'type' and 'filters' (array).")
+        if depth >= MAX_FILTER_DEPTH:
+            raise _fail(f"Invalid '{path}': filters nest at most {MAX_FILTER_DEPTH} levels deep.")
         for index, item in enumerate(value["filters"]):
-            _check_filter(item, f"{path}.filters[{index}]")
+            _check_filter(item, f"{path}.filters[{index}]", depth + 1)
         return value
     if kind not in COMPARISONS:
-        raise _fail(f"Invalid '{path}.type': '{kind}'. Supported values are: "
-                    f"{', '.join(sorted(COMPARISONS | {'and', 'or'}))}.")
+        raise _fail(f"Invalid value for '{path}.type': '{kind[:40]}'. Supported values are: "
+                    f"{', '.join(repr(k) for k in sorted(COMPARISONS | {'and', 'or'}))}.")
     if set(value) != {"type", "key", "value"} or not isinstance(value["key"], str):
-        raise _fail(f"Invalid '{path}': a comparison filter has 'type', 'key' and 'value'.")
+        raise _fail(f"Invalid '{path}': a comparison filter has 'type', 'key' (a string) "
+                    "and 'value'.")
     item = value["value"]
     if kind in ("in", "nin"):
-        if not isinstance(item, list) or not all(isinstance(v, str | int | float) for v in item):
+        if not isinstance(item, list) or not all(
+                isinstance(v, str) or _is_number(v) for v in item):
             raise _fail(f"Invalid '{path}.value': '{kind}' needs an array of strings or numbers.")
-    elif not isinstance(item, str | int | float | bool):
+    elif not (isinstance(item, str | bool) or _is_number(item)):
         raise _fail(f"Invalid '{path}.value': expected a string, number or boolean.")
     elif kind in ("gt", "gte", "lt", "lte") and isinstance(item, bool):
         raise _fail(f"Invalid '{path}.value': '{kind}' needs a number or string.")
