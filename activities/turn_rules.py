@@ -14,6 +14,7 @@ from typing import Any
 
 import jsonschema
 
+from core.llm.quirks import parse_content_calls
 from core.llm.types import ChatMessage, ChatRequest, TurnOutcome
 
 
@@ -77,19 +78,34 @@ def violation(tools: list[dict[str, Any]], tool_choice: Any, response_format: An
                 "tool_choice is 'required'") + ", but the model answered with text"
     if outcome.finish_reason == "length":
         return None  # truncated output cannot be valid JSON; the run ends incomplete instead
-    if isinstance(response_format, dict) and response_format.get("type") in (
-            "json_object", "json_schema"):
-        try:
-            parsed = json.loads(outcome.text)
-        except ValueError:
-            return "response_format asks for JSON, but the answer is not valid JSON"
-        if response_format["type"] == "json_object" and not isinstance(parsed, dict):
-            return "response_format is json_object, but the answer is not a JSON object"
-        schema = (response_format.get("json_schema") or {}).get("schema")
-        if response_format["type"] == "json_schema" and schema:
-            problem = _schema_error(parsed, schema)
-            if problem:
-                return f"the answer does not match the response_format schema: {problem}"
+    if not (isinstance(response_format, dict) and response_format.get("type") in (
+            "json_object", "json_schema")):
+        return _call_as_text(tools, tool_choice, outcome.text)
+    try:
+        parsed = json.loads(outcome.text)
+    except ValueError:
+        return "response_format asks for JSON, but the answer is not valid JSON"
+    if response_format["type"] == "json_object" and not isinstance(parsed, dict):
+        return "response_format is json_object, but the answer is not a JSON object"
+    schema = (response_format.get("json_schema") or {}).get("schema")
+    if response_format["type"] == "json_schema" and schema:
+        problem = _schema_error(parsed, schema)
+        if problem:
+            return f"the answer does not match the response_format schema: {problem}"
+    return None
+
+
+def _call_as_text(tools: list[dict[str, Any]], tool_choice: Any, text: str) -> str | None:
+    """A text answer that is a function call written out is never stored as the answer: a
+    model offered nothing to call (tool_choice "none") still writes its usual call, and one
+    whose calls the server did not parse leaves them in its text. (A JSON answer the
+    caller asked for through response_format is not looked at: it may have any shape.)"""
+    if tool_choice == "none" and parse_content_calls(text, None):
+        return ("tool_choice is 'none', so no function may be called, but the answer is a "
+                "function call written as text; answer in plain text")
+    calls = parse_content_calls(text, set(_function_tools(tools)))
+    if calls:
+        return f"the answer is a call to '{calls[0].name}' written as text, not a function call"
     return None
 
 

@@ -16,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from tests.workflow_doubles import (  # time_skipping_env: the `env` fixture
     RUN_SECONDS,
     Recorder,
+    run_end,
     started_run,
     time_skipping_env,  # noqa: F401
     wait_for_status,
@@ -36,7 +37,7 @@ async def test_run_expires_without_outputs(env: WorkflowEnvironment) -> None:
     async with started_run(env, rec) as run:
         wall = time.monotonic()
         # result() lets the test server skip time up to the run's expires_at.
-        assert await run.handle.result() == RunResult("expired")
+        assert await run_end(run.handle) == ("expired", None)
         ended = await env.get_current_time()
         assert ended.timestamp() >= run.expires_at
         assert (ended - run.started_at).total_seconds() >= RUN_SECONDS
@@ -69,7 +70,7 @@ async def test_invalid_prompt_fails_without_retry(env: WorkflowEnvironment) -> N
     rec = Recorder(turns=[error, ModelTurnResult("message")])
     retry = RetrySettings(initial_interval_seconds=0.01, maximum_attempts=5)
     async with started_run(env, rec, retry) as run:
-        assert await run.handle.result() == RunResult("failed")
+        assert await run_end(run.handle) == ("failed", "invalid_prompt")
     assert rec.calls == [
         ("model_turn", ModelTurnInput(run.run_id, 1)),
         ("finish_run", FinishInput(run.run_id, "failed",
@@ -82,7 +83,7 @@ async def test_rate_limited_until_attempts_exhausted(env: WorkflowEnvironment) -
                           ApplicationError("Slow down again", type="RateLimited")])
     retry = RetrySettings(initial_interval_seconds=0.01, maximum_attempts=2)
     async with started_run(env, rec, retry) as run:
-        assert await run.handle.result() == RunResult("failed")
+        assert await run_end(run.handle) == ("failed", "rate_limit_exceeded")
     assert rec.calls == [
         ("model_turn", ModelTurnInput(run.run_id, 1)),
         ("model_turn", ModelTurnInput(run.run_id, 1, attempt=2)),
@@ -118,7 +119,7 @@ async def test_retries_cut_short_by_expiry_expire_the_run(env: WorkflowEnvironme
     # Short: the test server skips the backoff timers, but not the workflow tasks'
     # real time between them.
     async with started_run(env, rec, retry, run_seconds=2) as run:
-        assert await run.handle.result() == RunResult("expired")
+        assert await run_end(run.handle) == ("expired", None)
     attempts = [turn.attempt for turn in rec.inputs("model_turn")]
     assert attempts == list(range(1, len(attempts) + 1)) and len(attempts) >= 2
     assert rec.calls[-1] == ("finish_run", FinishInput(run.run_id, "expired", None))
@@ -135,7 +136,7 @@ async def test_model_call_still_running_at_the_deadline_expires_the_run(
     wall = time.monotonic()
     retry = RetrySettings(maximum_attempts=attempts)
     async with started_run(env, rec, retry, run_seconds=2) as run:
-        assert await run.handle.result() == RunResult("expired")
+        assert await run_end(run.handle) == ("expired", None)
         await asyncio.wait_for(rec.model_cancelled.wait(), timeout=10)
     assert time.monotonic() - wall < 30
     assert rec.calls == [
@@ -168,7 +169,7 @@ async def test_a_run_that_keeps_calling_tools_fails_after_max_turns(
     # Server-side calls only (nothing for the client to answer): the loop never waits.
     rec = Recorder(turns=[ModelTurnResult("tool_calls") for _ in range(MAX_TURNS + 1)])
     async with started_run(env, rec) as run:
-        assert await run.handle.result() == RunResult("failed")
+        assert await run_end(run.handle) == ("failed", "server_error")
     assert rec.names().count("model_turn") == MAX_TURNS
     finish = rec.inputs("finish_run")
     assert len(finish) == 1 and finish[0].status == "failed"

@@ -125,7 +125,7 @@ async def _histories(sdk: openai.AsyncOpenAI, temporal: Client) -> list[Workflow
     run_ids.append(searched)
 
     assert store_file.status == "completed", store_file.last_error
-    # Ingestion workflow ids: ingest-{store}-{file}-{attempt} (api/ingestion.py).
+    # Ingestion workflow ids: ingest-{store}-{file}-{attempt} (api/services/ingestion.py).
     ingestions = [w.id async for w in temporal.list_workflows("WorkflowType = 'IngestVectorStoreFile'")
                   if w.id.startswith(f"ingest-{store.id}-{upload.id}-")]
     assert ingestions, "the ingestion workflow is not visible"
@@ -167,9 +167,12 @@ async def test_run_histories_replay_in_the_sandbox_and_without_it(
         sdk: openai.AsyncOpenAI, app: FastAPI, fake_llm: FakeLLM) -> None:
     temporal: Client = app.state.temporal
     histories = await _histories(sdk, temporal)
-    endings = {h.events[-1].event_type for h in histories[:-1]}
-    assert endings == {EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
-                       EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED}, endings
+    endings = {name: h.events[-1].event_type for name, h in zip(NAMES, histories, strict=True)}
+    endings.pop("parked")  # still open
+    # A failed run closes Failed, a cancelled one Canceled (RunInput.close_as_failed).
+    assert endings.pop("failed") == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED
+    assert endings.pop("cancelled") == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED
+    assert set(endings.values()) == {EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED}, endings
     # A text run: the model turn is one local-activity marker, and nothing else is
     # recorded for it (no patch marker, no search-attribute upsert).
     text = [e.event_type for e in histories[0].events]
@@ -200,6 +203,8 @@ RECORDED = {
     # 2026-12-07 (stop 25): waits for its handlers before returning, caps turns; with a
     # parked (open) run. Recorded by scripts/record_histories.sh.
     "handlers_finished": sorted(NAMES),
+    # 2026-12-08 (issue 24): a failed run's workflow closes Failed (RunInput.close_as_failed).
+    "close_as_failed": sorted(NAMES),
 }
 
 

@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -144,17 +145,20 @@ class Run:
 async def started_run(env: WorkflowEnvironment, rec: Recorder,
                       retry: RetrySettings | None = None,
                       run_seconds: int = RUN_SECONDS,
-                      local_model_turn: bool = True) -> AsyncIterator[Run]:
+                      local_model_turn: bool = True,
+                      close_as_failed: bool | None = None) -> AsyncIterator[Run]:
     """A worker with the fake activities on a fresh task queue, and one run started on it
-    (`local_model_turn=False`: as runs started before the model turn became a local
-    activity)."""
+    with the input the API gives (`local_model_turn=False`: as runs started before the
+    model turn became a local activity, which predate `close_as_failed` too)."""
     task_queue = f"run-workflow-test-{uuid.uuid4()}"
     run_id = f"run_{uuid.uuid4().hex}"
     now = await env.get_current_time()
     # Rounded up: the run expires no earlier than run_seconds after `now`.
     expires_at = math.ceil(now.timestamp()) + run_seconds
     run_input = RunInput(run_id, "thread_1", "asst_1", expires_at=expires_at,
-                         retry=retry or RetrySettings(), local_model_turn=local_model_turn)
+                         retry=retry or RetrySettings(), local_model_turn=local_model_turn,
+                         close_as_failed=(local_model_turn if close_as_failed is None
+                                          else close_as_failed))
     async with Worker(env.client, task_queue=task_queue, workflows=[AssistantRunWorkflow],
                       activities=fake_activities(rec)):
         handle = await env.client.start_workflow(
@@ -184,6 +188,21 @@ async def wait_for_signal_processed(handle: WorkflowHandle[Any, Any]) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the signal was never processed")
+
+
+async def run_end(handle: WorkflowHandle[Any, RunResult]) -> tuple[str, str | None]:
+    """How the run ended, read off its workflow's close: (status, last_error code).
+    A run started with `close_as_failed` closes Failed when it fails or expires (an
+    ApplicationError: the code as its type, or "expired") and Canceled when cancelled; one
+    started without it closes Completed, its status in the result."""
+    try:
+        return (await handle.result()).status, None
+    except WorkflowFailureError as failure:
+        cause = failure.cause
+        if isinstance(cause, CancelledError):
+            return "cancelled", None
+        assert isinstance(cause, ApplicationError) and cause.non_retryable, cause
+        return ("expired", None) if cause.type == "expired" else ("failed", cause.type)
 
 
 def outputs(*call_ids: str) -> SubmitToolOutputs:

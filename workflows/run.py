@@ -37,6 +37,7 @@ from workflows.types import (
     RunState,
     RunStatus,
     SubmitToolOutputs,
+    closing_failure,
     error_code,
 )
 
@@ -65,6 +66,7 @@ class AssistantRunWorkflow:
         self._pending: list[str] = []
         self._outputs_recorded = False
         self._submission_in_flight = False
+        self._last_error: dict[str, str] | None = None
 
     @workflow.run
     async def run(self, input: RunInput) -> RunResult:
@@ -73,16 +75,18 @@ class AssistantRunWorkflow:
         # An update or signal still running (e.g. a late tool-outputs submission's write)
         # finishes before the workflow does: Temporal would otherwise drop it midway.
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if input.close_as_failed and result.status in ("failed", "expired"):
+            # The row is written (finish_run): only the workflow's close status is left.
+            raise closing_failure(result.status, self._last_error)
         return result
 
     async def _run(self) -> RunResult:
         try:
             while True:
                 if self._turn >= MAX_TURNS:
-                    return await self._finish("failed", {
-                        "code": "server_error",
-                        "message": f"The run ended after {MAX_TURNS} model turns without an "
-                                   "answer: the model kept calling tools."})
+                    return await self._finish("failed", {"code": "server_error", "message": (
+                        f"The run ended after {MAX_TURNS} model turns without an answer: "
+                        "the model kept calling tools.")})
                 self._turn += 1
                 result = await self._model_turn()
                 if result.kind == "expired":
@@ -130,12 +134,11 @@ class AssistantRunWorkflow:
         on_cancel = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
         if self._input.local_model_turn:
             # A local activity: the worker runs the turn inside this workflow task, so a
-            # text run is one workflow task instead of two plus an activity task (half
-            # the Temporal CPU per run, one hand-off less before the first token). The
-            # price: a cancel or update reaches the workflow at the task's next heartbeat
-            # (80% of the task timeout the API starts runs with, 5 s unless
-            # RUN_TASK_TIMEOUT_SECONDS says otherwise; Temporal's default, 10 s, would
-            # hold them for 8 s), and a restarted worker runs the turn again (model_turn
+            # text run is one workflow task instead of two plus an activity task (half the
+            # Temporal CPU per run, one hand-off less before the first token). The price: a
+            # cancel or update reaches the workflow at the task's next heartbeat (80% of
+            # the API's task timeout: 5 s unless RUN_TASK_TIMEOUT_SECONDS says otherwise,
+            # not Temporal's 10 s), and a restarted worker runs the turn again (model_turn
             # finds what an earlier run recorded).
             return await self._local_model_turn(turn, call_timeout, on_cancel)
         # Runs started before the local-activity turn replay the regular activity they ran.
@@ -184,8 +187,7 @@ class AssistantRunWorkflow:
 
     async def _file_search(self) -> None:
         await workflow.execute_activity_method(
-            FileSearchActivities.file_search,
-            FileSearchInput(self._input.run_id, self._turn),
+            FileSearchActivities.file_search, FileSearchInput(self._input.run_id, self._turn),
             start_to_close_timeout=timedelta(seconds=60),
             retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1),
                                      maximum_interval=timedelta(seconds=10), maximum_attempts=5),
@@ -204,11 +206,9 @@ class AssistantRunWorkflow:
     async def _finish(self, status: EndStatus,
                       last_error: dict[str, str] | None = None) -> RunResult:
         await workflow.execute_local_activity_method(
-            RunActivities.finish_run,
-            FinishInput(self._input.run_id, status, last_error),
-            start_to_close_timeout=DB_WRITE_TIMEOUT, retry_policy=DB_WRITE_RETRY,
-        )
-        self._status = status
+            RunActivities.finish_run, FinishInput(self._input.run_id, status, last_error),
+            start_to_close_timeout=DB_WRITE_TIMEOUT, retry_policy=DB_WRITE_RETRY)
+        self._status, self._last_error = status, last_error
         return RunResult(status)
 
     async def _finish_failed(self, cause: BaseException | None,

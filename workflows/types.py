@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from temporalio.exceptions import ApplicationError
+
 # What a run's workflow can report; Postgres holds the full lifecycle (cancelling too).
 RunStatus = Literal["queued", "in_progress", "requires_action", "cancelled", "failed",
                     "completed", "incomplete", "expired"]
@@ -30,6 +32,18 @@ _CODES: dict[str, ErrorCode] = {kind: code for code, kind in ERROR_TYPES.items()
 def error_code(error_type: str | None) -> ErrorCode:
     """`last_error.code` for an ApplicationError type; anything unknown is ours."""
     return _CODES.get(error_type or "", "server_error")
+
+
+def closing_failure(status: str, last_error: dict[str, str] | None) -> ApplicationError:
+    """What a failed or expired run's workflow closes with (RunInput.close_as_failed): the
+    run's `last_error`, its code as the type (what the Temporal UI shows first), or
+    `expired`. Non-retryable: no workflow retry policy may start the run over."""
+    if status == "expired":
+        return ApplicationError("The run expired: it had not ended by its expires_at.",
+                                type="expired", non_retryable=True)
+    error = last_error or {}
+    return ApplicationError(error.get("message", "The run failed."),
+                            type=error.get("code", "server_error"), non_retryable=True)
 
 
 @dataclass
@@ -59,6 +73,11 @@ class RunInput:
     # TemporalChangeVersion search-attribute upsert would cost every run two history
     # events and a visibility write.
     local_model_turn: bool = False
+    # A failed or expired run closes its workflow as Failed (cancelled ones already close
+    # Canceled), once finish_run has written the run's row, so the Temporal UI shows it as
+    # such. The API starts every run so; absent from the input of runs started before, whose
+    # recorded histories end in a completed workflow and must keep doing so on replay.
+    close_as_failed: bool = False
 
 
 @dataclass

@@ -12,6 +12,8 @@ three modes and the answer converted back to the neutral TurnOutcome:
   guided decoding enforces {"tool_calls": [...]} | {"message": "..."}.
 
 Templates without role "tool" get the call history as plain text turns either way.
+`tool_choice: "none"` offers nothing in any mode: no `tools`, no functions in the prompt,
+past calls told as prose (an answer written as a call anyway is repaired: turn_rules.py).
 
 Small models in prompted / constrained mode tend to call the same function again once
 its result is in (the call is the pattern right above). When `tool_choice` leaves the
@@ -45,12 +47,16 @@ def adapt_request(request: ChatRequest, caps: Capabilities) -> tuple[ChatRequest
     mode: Mode = "native"
     if not caps.native_tools:
         mode = "constrained" if caps.json_schema and uses_tools else "prompted"
-    if mode != "native" or not caps.tool_role:
+    if mode != "native" or not caps.tool_role or not uses_tools:
         # With nothing to call, past calls are told as prose: a JSON block in the history
         # is a pattern small models copy instead of answering.
         messages = calls_as_text(messages, fenced=mode != "constrained",
                                  prose=not uses_tools)
     adapted = replace(request, messages=messages)
+    if not uses_tools:
+        # Nothing offered, in any mode: servers that take `tools` with tool_choice "none"
+        # (llama.cpp) still show them to the model, which then writes its usual call.
+        return replace(adapted, tools=[], tool_choice=None, parallel_tool_calls=None), "native"
     if mode == "native":
         if isinstance(request.tool_choice, dict) and not caps.tool_choice_object:
             # Servers that only take strings: force a call, and offer only that function.
@@ -61,7 +67,7 @@ def adapt_request(request: ChatRequest, caps: Capabilities) -> tuple[ChatRequest
     tools = _offered(request)
     adapted = replace(adapted, tools=[], tool_choice=None, parallel_tool_calls=None)
     if not tools:
-        return adapted, "native"  # nothing to call: a plain text turn
+        return adapted, "native"  # a named function the run does not have: nothing to call
     prompt = _tools_prompt(tools, request.tool_choice, constrained=mode == "constrained")
     adapted = replace(adapted, messages=_with_system(adapted.messages, prompt))
     if mode == "constrained":
@@ -190,12 +196,13 @@ def turn_schema(tools: list[FunctionSpec], choice: Any,
     return {"type": "json_schema", "json_schema": {"name": "assistant_turn", "schema": schema}}
 
 
-def parse_content_calls(text: str, names: set[str]) -> list[ToolCall] | None:
+def parse_content_calls(text: str, names: set[str] | None) -> list[ToolCall] | None:
     """Tool calls written into the content, or None when it is not (only) tool calls.
 
     Accepts a ```json block, `<tool_call>` tags or bare JSON holding {"name", "arguments"},
     {"function": {...}}, {"tool_calls": [...]} or a list of those. All or nothing: an
-    undeclared name or non-object arguments mean the content is just text.
+    undeclared name or non-object arguments mean the content is just text. `names=None`
+    takes any name that comes with arguments: whether the text is shaped like a call.
     """
     text = text.strip()
     tagged = _TAGGED.findall(text)
@@ -219,10 +226,13 @@ def parse_content_calls(text: str, names: set[str]) -> list[ToolCall] | None:
     return [c for c in calls if c is not None]
 
 
-def _call(item: Any, names: set[str]) -> ToolCall | None:
+def _call(item: Any, names: set[str] | None) -> ToolCall | None:
     if isinstance(item, dict) and isinstance(item.get("function"), dict):
         item = item["function"]
-    if not isinstance(item, dict) or item.get("name") not in names:
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+        return None
+    if (item["name"] not in names if names is not None
+            else "arguments" not in item and "parameters" not in item):
         return None
     arguments = item.get("arguments", item.get("parameters", {}))
     if isinstance(arguments, str):
