@@ -19,6 +19,7 @@ from core.settings import Settings, get_settings
 from launcher.embedded import EmbeddedStack, Ports
 from launcher.processes import ChildProcess, port_is_open
 
+DEFAULT_DATA_DIR = "assistants-data"
 SERVICE_VARS = {
     "DATABASE_URL": "database_url",
     "REDIS_URL": "redis_url",
@@ -92,12 +93,19 @@ def cmd_migrate(_: argparse.Namespace) -> None:
 
 
 def cmd_keys(args: argparse.Namespace) -> None:
+    from launcher.embedded_db import NoEmbeddedDatabase, embedded_database
     from launcher.keys import run_keys_command
 
     settings = get_settings()
-    if not settings.database_url:
-        sys.exit("error: DATABASE_URL is not set.")
-    sys.exit(run_keys_command(settings.database_url, args))
+    if settings.database_url and args.data_dir is None:
+        sys.exit(run_keys_command(settings.database_url, args))
+    # The embedded stack's database, whose URL changes at every `assistants up`.
+    try:
+        with embedded_database(Path(args.data_dir or DEFAULT_DATA_DIR).resolve()) as url:
+            code = run_keys_command(url, args)
+    except (NoEmbeddedDatabase, RuntimeError, TimeoutError) as exc:  # or it would not start
+        sys.exit(f"error: {exc}")
+    sys.exit(code)
 
 
 def _wait_healthy(url: str, api: ChildProcess, timeout: float = 90.0) -> None:
@@ -150,6 +158,7 @@ def cmd_up(args: argparse.Namespace) -> None:
         except (RuntimeError, TimeoutError) as exc:
             sys.exit(f"error: the API did not start: {exc}")
         _print_table(api_url, stack, env, data_dir)
+        _print_auth(settings, args.host, data_dir)
         while all(child.running() for child in children):
             time.sleep(0.5)
         crashed = [c for c in children if not c.running()]
@@ -181,6 +190,23 @@ def _print_table(api_url: str, stack: EmbeddedStack, env: dict[str, str], data_d
     print("\nDurable Assistants is up:\n")
     for name, value in rows:
         print(f"  {name.ljust(width)}  {value}")
+
+
+def _print_auth(settings: Settings, host: str, data_dir: Path) -> None:
+    """Whether the API checks keys: said here, not only in api.log, when it is open."""
+    from api.auth import auth_required
+
+    create = "assistants keys create --project NAME" + (
+        "" if settings.database_url else f" --data-dir {data_dir}")  # else DATABASE_URL's
+    if auth_required(settings, host):
+        print(f"\nAPI keys are required; create one with:\n  {create}")
+    else:
+        why = ("AUTH_MODE=open" if settings.auth_mode == "open"
+               else f"AUTH_MODE=auto on loopback host {host}")
+        print(f"\nWARNING: authentication is OFF ({why}).\n"
+              "API keys are not checked: any local user or process can use the API.\n"
+              f"To require keys, create one:\n  {create}\n"
+              "and restart with AUTH_MODE=required.")
     print("\nPress Ctrl-C to stop everything.", flush=True)
 
 
@@ -195,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="Temporal frontend gRPC port (default: %(default)s)")
     up.add_argument("--temporal-ui-port", type=int, default=8233,
                     help="Temporal web UI port (default: %(default)s)")
-    up.add_argument("--data-dir", default="assistants-data")
+    up.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
     up.set_defaults(func=cmd_up)
     api = commands.add_parser("api", help="run the HTTP API (configured by env vars)")
     api.add_argument("--host", default="127.0.0.1")
@@ -203,14 +229,21 @@ def main(argv: list[str] | None = None) -> None:
     api.set_defaults(func=cmd_api)
     commands.add_parser("worker", help="run the Temporal worker").set_defaults(func=cmd_worker)
     commands.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
-    keys = commands.add_parser("keys", help="create, list and revoke API keys (DATABASE_URL)")
+    keys = commands.add_parser("keys", help="create, list and revoke API keys")
     keys.set_defaults(func=cmd_keys)
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument(
+        "--data-dir", default=None,
+        help="the embedded stack's data dir, running or not (default: DATABASE_URL if set, "
+             f"else ./{DEFAULT_DATA_DIR})")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
-    create = key_commands.add_parser("create", help="create a key; it is printed only once")
+    create = key_commands.add_parser("create", parents=[where],
+                                     help="create a key; it is printed only once")
     create.add_argument("--project", required=True, help="project the key acts for")
     create.add_argument("--name", default=None, help="a label shown by `keys list`")
-    key_commands.add_parser("list", help="list keys (prefixes only; keys are not stored)")
-    revoke = key_commands.add_parser("revoke", help="revoke a key at once")
+    key_commands.add_parser("list", parents=[where],
+                            help="list keys (prefixes only; keys are not stored)")
+    revoke = key_commands.add_parser("revoke", parents=[where], help="revoke a key at once")
     revoke.add_argument("key_id", metavar="KEY_ID")
     args = parser.parse_args(argv)
     args.func(args)

@@ -127,9 +127,8 @@ class EmbeddedStack:
         def ready() -> dict[str, str]:
             proc.wait_until(lambda: _postgres_ready(admin_url))
             _ensure_database(admin_url, POSTGRES_DATABASE)
-            url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/{POSTGRES_DATABASE}"
-            self.urls["postgres"] = url
-            return {"DATABASE_URL": url}
+            self.urls["postgres"] = postgres_url(port)
+            return {"DATABASE_URL": self.urls["postgres"]}
 
         return ready
 
@@ -209,6 +208,11 @@ class EmbeddedStack:
             return {"TEMPORAL_ADDRESS": self.urls["temporal"], "TEMPORAL_SEARCH_ATTRIBUTES": "true"}
 
         return ready
+
+
+def postgres_url(port: int) -> str:
+    """The app's database on an embedded Postgres (trust auth, loopback only)."""
+    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/{POSTGRES_DATABASE}"
 
 
 def _temporal_env() -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""`assistants keys create|list|revoke`: API keys, straight against DATABASE_URL.
+"""`assistants keys create|list|revoke`: API keys, straight against the database
+(DATABASE_URL, or the embedded stack's: see launcher/embedded_db.py).
 
 `create` prints the key alone on stdout (so `KEY=$(assistants keys create ...)` works)
 and everything else on stderr. The key is shown this once and never again.

@@ -9,7 +9,15 @@ PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-# constraints.txt: the versions CI tested (scripts/lock.sh refreshes it).
-.venv/bin/python -m pip install --quiet --upgrade pip -c constraints.txt
-.venv/bin/python -m pip install --quiet -e . -c constraints.txt
+# pip runs only when what it installs from changed since its last success here: the
+# stamp holds a checksum of pyproject.toml and constraints.txt (the versions CI tested;
+# scripts/lock.sh refreshes it). The project is installed editable, so code changes
+# need no reinstall. Delete .venv/.run-sh-installed to force one.
+STAMP=.venv/.run-sh-installed
+WANTED="$(cat pyproject.toml constraints.txt | cksum)"
+if [ ! -x .venv/bin/assistants ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$WANTED" ]; then
+  .venv/bin/python -m pip install --quiet --upgrade pip -c constraints.txt
+  .venv/bin/python -m pip install --quiet -e . -c constraints.txt
+  echo "$WANTED" > "$STAMP"
+fi
 exec .venv/bin/assistants up "$@"

@@ -214,7 +214,7 @@ def test_app_environment_covers_and_matches_settings(services: dict[str, dict[st
         assert {"MODEL_URL", "MODEL_API_KEY"} <= set(env), name
         # The service hostnames in the URLs are services of this file.
         for var in ("DATABASE_URL", "REDIS_URL", "S3_ENDPOINT"):
-            host = re.sub(r"^\w+://([^@/]*@)?", "", env[var]).split(":")[0].split("/")[0]
+            host = re.sub(r"^\w+://(.*@)?", "", env[var]).split(":")[0].split("/")[0]
             assert host in services, f"{name}: {var} points at unknown host {host!r}"
         assert env["TEMPORAL_ADDRESS"].split(":")[0] in services
         # Settings accepts what compose passes (postgres:// gets the psycopg driver).

@@ -218,6 +218,17 @@ def test_up_serves_the_api_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         assert up.temporal_ui_url in output
         assert f"{HOST}:{ports.temporal}" in output
         assert str(tmp_path / "data") in output
+        # Auth is off on loopback: the banner says so, not only api.log.
+        assert ("WARNING: authentication is OFF (AUTH_MODE=auto on loopback host "
+                f"{HOST})") in output
+
+        # Keys go into the running stack's database with no DATABASE_URL to copy.
+        created = subprocess.run(
+            [sys.executable, "-m", "launcher.cli", "keys", "create", "--project", "ops",
+             "--data-dir", str(tmp_path / "data")],
+            cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=60, check=False)
+        assert created.returncode == 0 and created.stdout.startswith("sk-proj-"), created.stderr
+        assert _retrieve_assistant(up, bare["id"])["name"] == "bare path"  # still serving
 
         _terminate(up)
 
