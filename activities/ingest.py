@@ -23,6 +23,7 @@ from core.embeddings import BATCH_SIZE, Embedder, EmbeddingError
 from core.parsing import ParseError, extract_text
 from core.storage import ObjectStorage, parsed_text_key
 from core.tables import ChunkRow, FileRow, VectorStoreFileRow
+from core.vector_stores import fail_ingestion
 from workflows.ingest_types import FailIngestInput, IngestInput, IngestResult
 from workflows.types import ERROR_TYPES
 
@@ -61,13 +62,8 @@ class IngestActivities:
     @activity.defn(name="fail_ingest")
     async def fail_ingest(self, input: FailIngestInput) -> None:
         async with self._sessions() as session, session.begin():
-            await session.execute(
-                update(VectorStoreFileRow)
-                .where(col(VectorStoreFileRow.vector_store_id) == input.vector_store_id,
-                       col(VectorStoreFileRow.id) == input.file_id,
-                       col(VectorStoreFileRow.ingest_id) == input.ingest_id,
-                       col(VectorStoreFileRow.status) == "in_progress")
-                .values(status="failed", last_error=input.last_error))
+            await session.execute(fail_ingestion(input.vector_store_id, input.file_id,
+                                                 input.ingest_id, input.last_error))
 
     async def _embed(self, chunks: list[Chunk]) -> list[list[float]] | None:
         if self._embedder is None:

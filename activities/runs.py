@@ -129,8 +129,8 @@ class RunActivities:
         activity of its own: one task fewer per turn, the same observable states; and in
         the statement that reads what the prompt needs).
 
-        The API starts a run's workflow while it writes the run (api/run_create.py
-        `launch`), so a first turn may come before the row: it waits for it, a while.
+        The API starts a run's workflow while it writes the run (api/services/runs.py
+        `RunService._launch`), so a first turn may come before the row: it waits for it, a while.
         The API announced the run before writing it, so once the row is here this turn's
         `in_progress` comes after those events."""
         delay, waited = ROW_POLL_SECONDS, 0.0

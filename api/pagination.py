@@ -67,7 +67,11 @@ async def paginate(
     rows = list(rows[: params.limit])
     if walk_descending != descending:
         rows.reverse()
-    data = [to_wire(row) for row in rows]
+    return list_envelope([to_wire(row) for row in rows], has_more)
+
+
+def list_envelope(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    """OpenAI's list object (ListResponse's field order) around wire objects."""
     return {
         "object": "list",
         "data": data,

@@ -20,6 +20,8 @@ from fastapi import Response
 from pydantic import BaseModel
 from pydantic_core import to_json
 
+from api.pagination import list_envelope
+
 
 @cache
 def field_order(model: type[BaseModel]) -> tuple[str, ...]:
@@ -37,15 +39,8 @@ def ordered(model: type[BaseModel], wire: dict[str, Any]) -> dict[str, Any]:
 
 def list_page(model: type[BaseModel], items: Iterable[Any],
               to_wire: Callable[[Any], dict[str, Any]], has_more: bool) -> dict[str, Any]:
-    """OpenAI's list object (ListResponse's field order) of `items` as `model` objects."""
-    data = [ordered(model, to_wire(item)) for item in items]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": has_more,
-    }
+    """OpenAI's list object of `items` as `model` objects, each in the model's order."""
+    return list_envelope([ordered(model, to_wire(item)) for item in items], has_more)
 
 
 def json_response(content: Any, headers: Mapping[str, str] | None = None) -> Response:

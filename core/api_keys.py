@@ -12,12 +12,15 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
+from psycopg import AsyncConnection
 from sqlalchemy import BigInteger, Column, ForeignKey, Identity, Text, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
 from core import ids
+from core.rawdb import RawPool
 
 KEY_PREFIX = "sk-proj-"
 KEY_ID_PREFIX = "key"
@@ -105,6 +108,23 @@ async def revoke_key(session: AsyncSession, key_id: str) -> ApiKeyRow | None:
     return row
 
 
-async def find_active_key(session: AsyncSession, secret: str) -> ApiKeyRow | None:
-    return (await session.scalars(select(ApiKeyRow).where(
-        col(ApiKeyRow.key_hash) == hash_key(secret), col(ApiKeyRow.revoked_at).is_(None)))).first()
+class ActiveKey(NamedTuple):
+    id: str
+    project_id: str
+    prefix: str
+
+
+# One statement on a raw connection (core/rawdb.py), not the ORM: every request with a
+# key runs it, and through an AsyncSession it cost ~2 ms of CPU.
+_ACTIVE_KEY_SQL = ("SELECT id, project_id, prefix FROM api_keys "
+                   "WHERE key_hash = %s AND revoked_at IS NULL LIMIT 1")
+
+
+async def find_active_key(pool: RawPool, secret: str) -> ActiveKey | None:
+    """The active (unrevoked) key `secret`, if there is one."""
+    async def query(conn: AsyncConnection[Any]) -> ActiveKey | None:
+        cursor = await conn.execute(_ACTIVE_KEY_SQL, (hash_key(secret),))
+        row = await cursor.fetchone()
+        return None if row is None else ActiveKey(str(row[0]), str(row[1]), str(row[2]))
+
+    return await pool.read(query)

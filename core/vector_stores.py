@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Update, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped
 from sqlmodel import col
@@ -20,6 +20,18 @@ from sqlmodel import col
 from core.tables import FileBatchRow, VectorStoreFileRow, VectorStoreRow
 
 DAY_SECONDS = 86_400
+
+
+def fail_ingestion(vector_store_id: str, file_id: str, ingest_id: str,
+                   last_error: dict[str, Any]) -> Update:
+    """Mark one ingestion attempt failed, only if it is still the current, running one: a
+    cancel, a delete or a newer attempt since then wins."""
+    return (update(VectorStoreFileRow)
+            .where(col(VectorStoreFileRow.vector_store_id) == vector_store_id,
+                   col(VectorStoreFileRow.id) == file_id,
+                   col(VectorStoreFileRow.ingest_id) == ingest_id,
+                   col(VectorStoreFileRow.status) == "in_progress")
+            .values(status="failed", last_error=last_error))
 
 
 @dataclass

@@ -4,7 +4,7 @@
 - api/fast_lane.py: every GET it serves is answered as the app's own routes answer it
   (compared with an app built without the fast lane), errors and headers included.
 
-The write side (api/run_create.py, core/rawdb.py) is tests/test_api_fast_writes.py.
+The write side (api/services/run_statements.py, core/rawdb.py) is tests/test_api_fast_writes.py.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import openai
 import pytest
 from openai.types import VectorStore
 
-from api.attachments import THREAD_STORE_NAME
+from api.services.attachments import THREAD_STORE_NAME
 from core.settings import Settings
 from tests.auth_helpers import assert_error, bearer, new_key, serve
 

@@ -86,13 +86,15 @@ async def test_content_parts_and_attachments(client: openai.AsyncOpenAI) -> None
     thread = await client.beta.threads.create()
     # A file_search attachment must name a real file (it joins the thread's vector store).
     doc = await client.files.create(file=("doc.txt", b"Some text."), purpose="assistants")
+    # An image_file part must name a file of the caller's project too.
+    image = await client.files.create(file=("img.png", b"\x89PNG"), purpose="vision")
     message = await client.beta.threads.messages.create(
         thread.id,
         role="assistant",
         content=[
             {"type": "text", "text": "Look:"},
             {"type": "image_url", "image_url": {"url": IMAGE_URL}},
-            {"type": "image_file", "image_file": {"file_id": "file-img", "detail": "high"}},
+            {"type": "image_file", "image_file": {"file_id": image.id, "detail": "high"}},
         ],
         attachments=[{"file_id": doc.id, "tools": [{"type": "file_search"}]}],
     )
@@ -102,7 +104,7 @@ async def test_content_parts_and_attachments(client: openai.AsyncOpenAI) -> None
     assert text.text.value == "Look:" and text.text.annotations == []  # type: ignore[union-attr]
     assert image_url.image_url.url == IMAGE_URL  # type: ignore[union-attr]
     assert image_url.image_url.detail == "auto"  # type: ignore[union-attr]
-    assert image_file.image_file.file_id == "file-img"  # type: ignore[union-attr]
+    assert image_file.image_file.file_id == image.id  # type: ignore[union-attr]
     assert image_file.image_file.detail == "high"  # type: ignore[union-attr]
     assert message.attachments is not None and len(message.attachments) == 1
     assert message.attachments[0].file_id == doc.id
@@ -111,11 +113,13 @@ async def test_content_parts_and_attachments(client: openai.AsyncOpenAI) -> None
 
 async def test_message_wire_shape_matches_sdk_type(http: httpx.AsyncClient) -> None:
     thread_id = await new_thread(http)
+    file_id = (await http.post("/v1/files", data={"purpose": "assistants"},
+                               files={"file": ("1.csv", b"a,b", "text/csv")})).json()["id"]
     plain = await post_message(http, thread_id, content="plain")
     parts = await post_message(http, thread_id, role="assistant", content=[
         {"type": "text", "text": "t"},
         {"type": "image_url", "image_url": {"url": IMAGE_URL}},
-    ], attachments=[{"file_id": "file-1", "tools": [{"type": "code_interpreter"}]}])
+    ], attachments=[{"file_id": file_id, "tools": [{"type": "code_interpreter"}]}])
     for body in (plain, parts):
         assert_wire(Message, body)
         assert isinstance(body["created_at"], int) and body["created_at"] < 10**10  # seconds
@@ -123,7 +127,7 @@ async def test_message_wire_shape_matches_sdk_type(http: httpx.AsyncClient) -> N
     assert plain["content"] == [{"type": "text", "text": {"value": "plain", "annotations": []}}]
     assert parts["content"][1] == {"type": "image_url",
                                    "image_url": {"url": IMAGE_URL, "detail": "auto"}}
-    assert parts["attachments"] == [{"file_id": "file-1", "tools": [{"type": "code_interpreter"}]}]
+    assert parts["attachments"] == [{"file_id": file_id, "tools": [{"type": "code_interpreter"}]}]
 
     base = f"/v1/threads/{thread_id}/messages"
     fetched = await http.get(f"{base}/{plain['id']}")

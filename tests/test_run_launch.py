@@ -1,4 +1,4 @@
-"""A run's workflow starts while the API writes the run (api/run_create.py `launch`).
+"""A run's workflow starts while the API writes the run (api/services/runs.py `_launch`).
 
 - The first turn waits for a row written after the workflow started, and clients still
   see `created` and `queued` before `in_progress`.
@@ -19,12 +19,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 import activities.runs
+import api.services.runs
 from activities import turn_writes
-from api import run_create
-from api.run_engine import start_run
+from api.services import run_statements
+from api.services.run_workflows import start_run
 from core import ids
 from core.raw_statements import RawDb
 from core.settings import Settings
@@ -64,19 +66,14 @@ def missed_rows(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def _write_after(monkeypatch: pytest.MonkeyPatch, created: list[str],
                  before_write: Callable[[str], Awaitable[None]]) -> None:
     """Have run creation call `before_write(run id)` just before it writes the run."""
-    real_create_run = run_create.create_run
+    real_write = run_statements.write
 
-    async def create_run(*args: Any, **kwargs: Any) -> tuple[Any, run_create.RunWrite]:
-        run, write = await real_create_run(*args, **kwargs)
-        created.append(run.id)
+    async def delayed_write(pool: Any, new: run_statements.NewRun) -> None:
+        created.append(new.run.id)
+        await before_write(new.run.id)
+        await real_write(pool, new)
 
-        async def delayed_write() -> None:
-            await before_write(run.id)
-            await write()
-
-        return run, delayed_write
-
-    monkeypatch.setattr(run_create, "create_run", create_run)
+    monkeypatch.setattr(run_statements, "write", delayed_write)
 
 
 async def _assistant_and_thread(http: httpx.AsyncClient) -> tuple[str, str]:
@@ -141,8 +138,11 @@ async def test_a_workflow_whose_run_never_appears_gives_up(
     await start_run(app.state.temporal, settings, never_written)
     handle = app.state.temporal.get_workflow_handle_for(AssistantRunWorkflow.run,
                                                         never_written.id)
-    result = await asyncio.wait_for(handle.result(), timeout=30)
-    assert result.status == "failed"
+    # The run failed, so its workflow closes Failed (RunInput.close_as_failed).
+    with pytest.raises(WorkflowFailureError) as failure:
+        await asyncio.wait_for(handle.result(), timeout=30)
+    assert isinstance(failure.value.cause, ApplicationError)
+    assert failure.value.cause.type == "server_error"
     assert missed_rows.count(never_written.id) >= 2  # it looked again before giving up
     async with app.state.raw_db.connection() as conn:
         row = await (await conn.execute("SELECT 1 FROM runs WHERE id = %s",
@@ -158,7 +158,7 @@ async def test_a_run_whose_workflow_cannot_start_fails_visibly(
         created.append(run.id)
         raise RuntimeError("Temporal is unreachable")
 
-    monkeypatch.setattr(run_create, "start_run", temporal_down)
+    monkeypatch.setattr(api.services.runs, "start_run", temporal_down)
     assistant, thread = await _assistant_and_thread(http)
     response = await http.post(f"/v1/threads/{thread}/runs", json={"assistant_id": assistant})
     assert response.status_code == 503
@@ -168,7 +168,7 @@ async def test_a_run_whose_workflow_cannot_start_fails_visibly(
     assert run["status"] == "failed" and run["last_error"]["code"] == "server_error"
     assert run["failed_at"] is not None and run["expires_at"] is None
     # The failed run does not hold the thread: the next one runs.
-    monkeypatch.setattr(run_create, "start_run", start_run)
+    monkeypatch.setattr(api.services.runs, "start_run", start_run)
     response = await http.post(f"/v1/threads/{thread}/runs",
                                json={"assistant_id": assistant, "stream": True})
     assert _event_names(response.text)[-2:] == ["thread.run.completed", "done"]
@@ -189,7 +189,8 @@ async def test_runs_start_with_the_configured_workflow_task_timeout(
     handle = app.state.temporal.get_workflow_handle_for(AssistantRunWorkflow.run, run.id)
     config = (await handle.describe()).raw_description.execution_config
     assert config.default_workflow_task_timeout.ToTimedelta().total_seconds() == (seconds or 5)
-    await asyncio.wait_for(handle.result(), timeout=30)
+    with pytest.raises(WorkflowFailureError):  # no row: the run fails
+        await asyncio.wait_for(handle.result(), timeout=30)
 
 
 def test_the_workflow_task_timeout_setting_is_bounded() -> None:

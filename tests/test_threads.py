@@ -128,37 +128,46 @@ async def test_modify_replaces_metadata_and_sets_tool_resources(
     assert updated.metadata == {"c": "3"}  # replaced, not merged
     assert updated.created_at == thread.created_at
 
+    # Referenced objects must exist in the caller's project (tests/test_references.py).
+    file_id = (await client.files.create(file=("a.txt", b"a"), purpose="assistants")).id
+    store_id = (await client.vector_stores.create()).id
     with_resources = await client.beta.threads.update(
-        thread.id, tool_resources={"code_interpreter": {"file_ids": ["file-abc"]}}
+        thread.id, tool_resources={"code_interpreter": {"file_ids": [file_id]}}
     )
     assert with_resources.tool_resources is not None
     assert with_resources.tool_resources.code_interpreter is not None
-    assert with_resources.tool_resources.code_interpreter.file_ids == ["file-abc"]
+    assert with_resources.tool_resources.code_interpreter.file_ids == [file_id]
     assert with_resources.metadata == {"c": "3"}  # untouched when not sent
 
     fetched = await client.beta.threads.retrieve(thread.id)
     assert fetched == with_resources
 
     search = await client.beta.threads.update(
-        thread.id, tool_resources={"file_search": {"vector_store_ids": ["vs_abc"]}}
+        thread.id, tool_resources={"file_search": {"vector_store_ids": [store_id]}}
     )
     assert search.tool_resources is not None
     assert search.tool_resources.file_search is not None
-    assert search.tool_resources.file_search.vector_store_ids == ["vs_abc"]
-    assert search.tool_resources.code_interpreter is None  # replaced as a whole
+    assert search.tool_resources.file_search.vector_store_ids == [store_id]
+    # Only the tool given is replaced (tests/test_vector_store_helper.py has the rules).
+    assert search.tool_resources.code_interpreter is not None
+    assert search.tool_resources.code_interpreter.file_ids == [file_id]
 
 
 async def test_tool_resources_on_create_round_trip(http: httpx.AsyncClient) -> None:
+    files = [(await http.post("/v1/files", data={"purpose": "assistants"},
+                              files={"file": (name, b"x", "text/plain")})).json()["id"]
+             for name in ("1.txt", "2.txt")]
+    store = (await http.post("/v1/vector_stores", json={})).json()["id"]
     response = await http.post("/v1/threads", json={"tool_resources": {
-        "code_interpreter": {"file_ids": ["file-1", "file-2"]},
-        "file_search": {"vector_store_ids": ["vs_1"]},
+        "code_interpreter": {"file_ids": files},
+        "file_search": {"vector_store_ids": [store]},
     }})
     assert response.status_code == 200, response.text
     body = response.json()
     assert_wire(Thread, body)
     assert body["tool_resources"] == {
-        "code_interpreter": {"file_ids": ["file-1", "file-2"]},
-        "file_search": {"vector_store_ids": ["vs_1"]},
+        "code_interpreter": {"file_ids": files},
+        "file_search": {"vector_store_ids": [store]},
     }
 
     cleared = await http.post(f"/v1/threads/{body['id']}", json={"metadata": {"x": "y"}})

@@ -1,4 +1,4 @@
-"""Tool outputs while Temporal retries the run's workflow task (api/run_engine.py).
+"""Tool outputs while Temporal retries the run's workflow task (api/services/run_workflows.py).
 
 Temporal refuses updates while a workflow task is being retried ("Workflow Task in failed
 state", seen under CPU starvation when a task timed out): the API tries again for a while
@@ -17,7 +17,7 @@ import pytest
 from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 
-import api.run_engine
+import api.services.run_workflows
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -77,7 +77,7 @@ async def test_outputs_refused_for_a_moment_are_delivered(
 async def test_outputs_refused_for_too_long_are_a_409(
         http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
     thread, run_id, call = await _waiting_run(http)
-    monkeypatch.setattr(api.run_engine, "TASK_RETRY_PATIENCE_SECONDS", 0.5)
+    monkeypatch.setattr(api.services.run_workflows, "TASK_RETRY_PATIENCE_SECONDS", 0.5)
     refused = _refuse_updates(monkeypatch, times=1_000)
     response = await http.post(f"/v1/threads/{thread}/runs/{run_id}/submit_tool_outputs",
                                json={"tool_outputs": [{"tool_call_id": call, "output": "ok"}]})

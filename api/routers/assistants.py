@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from sqlmodel import col
 
-from api.deps import ProjectDep, SessionDep
+from api.deps import ProjectDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import invalid
 from api.ids import AssistantId
 from api.lookups import load_assistant
@@ -22,10 +22,11 @@ from api.schemas.assistants import (
 from api.schemas.common import (
     Deleted,
     ListResponse,
+    merge_tool_resources,
     response_format_to_wire,
-    tool_resources_to_wire,
     tools_to_wire,
 )
+from api.services import ingestion, references, store_creation
 from core import ids
 from core.tables import AssistantRow
 
@@ -33,8 +34,11 @@ router = APIRouter(prefix="/assistants", tags=["assistants"])
 
 
 @router.post("", response_model=AssistantObject)
-async def create_assistant(body: CreateAssistant, session: SessionDep,
-                           project: ProjectDep) -> dict[str, Any]:
+async def create_assistant(body: CreateAssistant, session: SessionDep, project: ProjectDep,
+                           temporal: TemporalDep, settings: SettingsDep) -> dict[str, Any]:
+    await references.ensure(session, project, body)
+    tool_resources, ingesting = await store_creation.apply_helper(
+        session, project, body.tool_resources, for_thread=False)
     row = AssistantRow(
         id=ids.new_id(ids.ASSISTANT),
         project_id=project,
@@ -44,7 +48,7 @@ async def create_assistant(body: CreateAssistant, session: SessionDep,
         model=body.model,
         instructions=body.instructions,
         tools=tools_to_wire(body.tools),
-        tool_resources=tool_resources_to_wire(body.tool_resources),
+        tool_resources=tool_resources,
         metadata_=body.metadata or {},
         temperature=body.temperature,
         top_p=body.top_p,
@@ -52,6 +56,7 @@ async def create_assistant(body: CreateAssistant, session: SessionDep,
     )
     session.add(row)
     await session.commit()
+    await ingestion.start(session, temporal, settings, ingesting)
     return assistant_to_wire(row)
 
 
@@ -73,6 +78,7 @@ async def modify_assistant(
     assistant_id: AssistantId, body: ModifyAssistant, session: SessionDep, project: ProjectDep
 ) -> dict[str, Any]:
     row = await load_assistant(session, project, assistant_id)
+    await references.ensure(session, project, body)
     changes = body.model_fields_set
     if "model" in changes and body.model is None:
         # Every assistant has a model: null cannot mean "unset" here.
@@ -84,7 +90,7 @@ async def modify_assistant(
     if "tools" in changes:
         row.tools = tools_to_wire(body.tools)
     if "tool_resources" in changes:
-        row.tool_resources = tool_resources_to_wire(body.tool_resources)
+        row.tool_resources = merge_tool_resources(row.tool_resources, body.tool_resources)
     if "metadata" in changes:
         row.metadata_ = body.metadata or {}
     if "response_format" in changes:

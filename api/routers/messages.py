@@ -2,48 +2,21 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from api import attachments, fast_reads, ingestion
+from api import fast_reads
 from api.deps import ProjectDep, RawDbDep, SessionDep, SettingsDep, TemporalDep
 from api.ids import MessageId, ThreadId
-from api.lookups import ensure_thread_idle, load_message, load_thread
+from api.lookups import load_message
 from api.pagination import ListQuery
 from api.schemas.common import Deleted, ListResponse
-from api.schemas.messages import (
-    CreateMessage,
-    MessageObject,
-    ModifyMessage,
-    attachments_to_wire,
-    content_to_wire,
-)
-from core import ids
-from core.tables import MessageRow
+from api.schemas.messages import CreateMessage, MessageObject, ModifyMessage
+from api.services import messages
 from core.wire import message_to_wire
 
 router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"])
-
-
-def new_message_values(thread_id: str, body: CreateMessage, created_at: int) -> dict[str, Any]:
-    """A new message's columns: for `MessageRow(**...)`, or api/rows.py's `new_row`."""
-    return {
-        "id": ids.new_id(ids.MESSAGE),
-        "thread_id": thread_id,
-        "created_at": created_at,
-        "role": body.role,
-        "content": content_to_wire(body.content),
-        "status": "completed",
-        "completed_at": created_at,
-        "attachments": attachments_to_wire(body.attachments),
-        "metadata_": body.metadata or {},
-    }
-
-
-def new_message_row(thread_id: str, body: CreateMessage, created_at: int) -> MessageRow:
-    return MessageRow(**new_message_values(thread_id, body, created_at))
 
 
 @router.post("", response_model=MessageObject)
@@ -51,13 +24,7 @@ async def create_message(
     thread_id: ThreadId, body: CreateMessage, session: SessionDep, project: ProjectDep,
     temporal: TemporalDep, settings: SettingsDep,
 ) -> dict[str, Any]:
-    thread = await load_thread(session, project, thread_id, lock=True)
-    await ensure_thread_idle(session, thread_id)
-    row = new_message_row(thread_id, body, int(time.time()))
-    session.add(row)
-    ingesting = await attachments.attach_files(session, thread, [body])
-    await session.commit()
-    await ingestion.start(session, temporal, settings, ingesting)
+    row = await messages.create_message(session, temporal, settings, project, thread_id, body)
     return message_to_wire(row)
 
 

@@ -10,7 +10,6 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from api import ingestion
 from api.deps import ProjectDep, SessionDep, SettingsDep, StorageDep, TemporalDep
 from api.errors import not_found
 from api.ids import FileBatchId, FileId, VectorStoreId
@@ -26,6 +25,7 @@ from api.schemas.vector_stores import (
     UpdateVectorStoreFile,
     VectorStoreFileObject,
 )
+from api.services import ingestion
 from core import ids
 from core.storage import parsed_text_key
 from core.tables import FileBatchRow, VectorStoreFileRow

@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from api import ingestion
 from api.deps import EmbedderDep, ProjectDep, SessionDep, SettingsDep, TemporalDep
 from api.errors import invalid, not_found
 from api.ids import VectorStoreId
-from api.lookups import ensure_files
 from api.pagination import ListQuery, paginate
 from api.schemas.common import Deleted, ListResponse
 from api.schemas.vector_stores import (
     CreateVectorStore,
-    CreateVectorStoreFile,
     ModifyVectorStore,
     SearchResultsPage,
     SearchVectorStore,
     VectorStoreObject,
 )
-from core import ids, retrieval
+from api.services import ingestion
+from api.services.store_creation import create_store
+from core import retrieval
 from core.tables import VectorStoreRow
 from core.vector_stores import store_counts, touch, vector_store_to_wire
 
@@ -49,20 +47,11 @@ async def create_vector_store(
     body: CreateVectorStore, session: SessionDep, temporal: TemporalDep, settings: SettingsDep,
     project: ProjectDep,
 ) -> dict[str, Any]:
-    await ensure_files(session, project, body.file_ids)
-    row = VectorStoreRow(
-        id=ids.new_id(ids.VECTOR_STORE), project_id=project, created_at=int(time.time()),
-        name=body.name or "",
-        description=body.description,
+    row, files = await create_store(
+        session, project, file_ids=body.file_ids, chunking_strategy=body.chunking_strategy,
+        name=body.name or "", description=body.description,
         expires_after=body.expires_after.model_dump() if body.expires_after else None,
-        metadata_=body.metadata or {},
-    )
-    touch(row, row.created_at)
-    session.add(row)
-    await session.flush()
-    entries = [CreateVectorStoreFile(file_id=file_id, chunking_strategy=body.chunking_strategy)
-               for file_id in body.file_ids]
-    files = await ingestion.attach_files(session, row.id, entries)
+        metadata=body.metadata)
     await session.commit()
     await ingestion.start(session, temporal, settings, files)
     return await store_to_wire(session, row)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from api.schemas.common import Metadata, Request, ResponseFormat, ToolResources, Tools, WireObject
+from api.schemas.tool_resources import CreateToolResources
 from core.tables import AssistantRow
 
 
@@ -17,7 +18,7 @@ class CreateAssistant(Request):
     instructions: str | None = Field(default=None, max_length=256_000)
     reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
     tools: Tools = Field(default_factory=list)
-    tool_resources: ToolResources | None = None
+    tool_resources: CreateToolResources | None = None
     metadata: Metadata | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)

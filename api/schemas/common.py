@@ -107,19 +107,41 @@ class CodeInterpreterResources(Request):
 
 class FileSearchResources(Request):
     vector_store_ids: list[str] = Field(default_factory=list, max_length=1)
-    # Accepted on thread/assistant creation; ingestion belongs to the files issue.
-    vector_stores: list[dict[str, Any]] | None = None
 
 
 class ToolResources(Request):
+    """What modify and runs take; creation also takes the `vector_stores` helper
+    (api/schemas/tool_resources.py)."""
+
     code_interpreter: CodeInterpreterResources | None = None
     file_search: FileSearchResources | None = None
 
 
 def tool_resources_to_wire(resources: ToolResources | None) -> dict[str, Any] | None:
+    """Stored form; the `vector_stores` helper is never stored (api/services/store_creation.py turns
+    it into a store id)."""
     if resources is None:
         return None
     return resources.model_dump(exclude_none=True, exclude={"file_search": {"vector_stores"}})
+
+
+def merge_tool_resources(stored: dict[str, Any] | None,
+                         update: ToolResources | None) -> dict[str, Any] | None:
+    """Modify's tool_resources: each field given replaces the stored one, the rest stay.
+
+    Clients resend what they hold (agency-swarm sends `{"file_search": {}}` on every start):
+    that must not detach the assistant's vector store. A field given explicitly, even
+    empty (`"vector_store_ids": []`), replaces; `tool_resources: null` clears them all."""
+    if update is None:
+        return None
+    merged = {tool: dict(fields) for tool, fields in (stored or {}).items()}
+    for tool in update.model_fields_set:
+        given = getattr(update, tool)
+        if given is None:
+            merged.pop(tool, None)
+        else:
+            merged.setdefault(tool, {}).update(given.model_dump(include=given.model_fields_set))
+    return merged
 
 
 # --- response formats --------------------------------------------------------

@@ -8,11 +8,12 @@ from pydantic import Field
 
 from api.schemas.common import Metadata, Request, ToolResources, WireObject
 from api.schemas.messages import CreateMessage
+from api.schemas.tool_resources import CreateToolResources
 
 
 class CreateThread(Request):
     messages: list[CreateMessage] = Field(default_factory=list, max_length=32)
-    tool_resources: ToolResources | None = None
+    tool_resources: CreateToolResources | None = None
     metadata: Metadata | None = None
 
 

@@ -23,10 +23,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from api import ingestion
 from api.lookups import ensure_files
 from api.schemas.messages import CreateMessage
 from api.schemas.vector_stores import CreateVectorStoreFile
+from api.services import ingestion
 from core import ids
 from core.tables import ThreadRow, VectorStoreFileRow, VectorStoreRow
 from core.vector_stores import touch

@@ -8,7 +8,7 @@ import logging
 import secrets
 import time
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from temporalio.client import Client
@@ -18,6 +18,7 @@ from api.errors import not_found
 from api.schemas.vector_stores import CreateVectorStoreFile, chunking_to_wire
 from core.settings import Settings
 from core.tables import FileRow, VectorStoreFileRow
+from core.vector_stores import fail_ingestion
 from workflows.ingest import IngestFileWorkflow
 from workflows.ingest_types import IngestInput
 
@@ -90,14 +91,9 @@ async def start(session: AsyncSession, client: Client, settings: Settings,
     errors = await asyncio.gather(*(start_one(row) for row in rows))
     failed = [(row, error) for row, error in zip(rows, errors, strict=True) if error]
     for row, error in failed:
-        await session.execute(
-            update(VectorStoreFileRow)
-            .where(col(VectorStoreFileRow.vector_store_id) == row.vector_store_id,
-                   col(VectorStoreFileRow.id) == row.id,
-                   col(VectorStoreFileRow.ingest_id) == row.ingest_id,
-                   col(VectorStoreFileRow.status) == "in_progress")
-            .values(status="failed", last_error={
-                "code": "server_error", "message": f"Ingestion could not start: {error}"}))
+        await session.execute(fail_ingestion(
+            row.vector_store_id, row.id, row.ingest_id,
+            {"code": "server_error", "message": f"Ingestion could not start: {error}"}))
     if failed:
         await session.commit()
         for row, _ in failed:

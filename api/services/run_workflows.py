@@ -1,4 +1,5 @@
-"""The API's side of the run engine: start, cancel and feed run workflows."""
+"""A run's Temporal workflow, from the API's side: start, cancel, feed tool outputs (its
+update) and terminate (abandon); called by the run service, api/services/runs.py."""
 
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ async def start_run(client: Client, settings: Settings, run: RunKeys) -> None:
     await client.start_workflow(
         AssistantRunWorkflow.run,
         RunInput(run.id, run.thread_id, run.assistant_id, run.expires_at,
-                 _retry_settings(settings), local_model_turn=True),
+                 _retry_settings(settings), local_model_turn=True, close_as_failed=True),
         id=run.id,
         task_queue=settings.temporal_task_queue,
         task_timeout=timedelta(seconds=settings.run_task_timeout_seconds),

@@ -1,53 +1,41 @@
-"""Creating runs in two SQL statements on a raw connection (core/rawdb.py).
+"""The statements that create a run: one read, then one write, on a raw connection
+(core/rawdb.py).
 
 Through the ORM, `POST /threads/runs` made ~7 round trips (ping, assistant, thread,
 each message, run, commit) and `POST /threads/{id}/runs` ~9, ~12 ms of API CPU each.
 Here: one read (the assistant, or the thread's state and the assistant together), then
 one write statement whose CTEs insert everything at once; in autocommit a statement is
 its own transaction, so the thread, its messages and the run appear together or not
-at all. The rows are what the ORM paths write (api/rows.py), the run is built by the
-same `new_run_values`, so responses and events are unchanged.
+at all. The rows are what the ORM path writes (api/rows.py; the same `new_*_values`),
+so responses and events are unchanged.
 
-Messages with file_search attachments need their thread's vector store
-(api/attachments.py): those requests keep the ORM path (api/routers/runs.py).
-
-The write statement is not run here but handed to `launch`, which runs it while the
-run's workflow start is on its way to Temporal (see there).
+Requests that refer to files or stores keep the ORM path (api/services/runs.py). The
+write is run by the run service's launch, beside the workflow's start (see there).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
 
 from psycopg import AsyncConnection
 from psycopg.errors import UniqueViolation
 from psycopg.rows import namedtuple_row
-from psycopg.types.json import Jsonb
-from redis.exceptions import RedisError
-from temporalio.client import Client
 
-from api.errors import ApiError, invalid, not_found
-from api.routers.messages import new_message_values
-from api.routers.threads import new_thread_values
+from api.errors import not_found
+from api.lookups import thread_busy
 from api.rows import insert_params, insert_rows_sql, new_row, select_list
-from api.run_engine import abandon_run, start_run
 from api.schemas.common import response_format_to_wire, tool_resources_to_wire, tools_to_wire
 from api.schemas.runs import CreateRun, CreateThreadAndRun, RunOptions
 from api.schemas.threads import CreateThread
+from api.services.messages import new_message_values
+from api.services.threads import new_thread_values
 from core import ids
-from core.events import RunEvents
 from core.rawdb import RawPool
 from core.settings import Settings
-from core.tables import ACTIVE_RUN_STATUSES, AssistantRow, MessageRow, RunRow, ThreadRow
-from core.wire import run_to_wire
-
-# Writes a checked new run (and what comes with it); raises the API's error if it cannot.
-RunWrite = Callable[[], Awaitable[None]]
+from core.tables import AssistantRow, MessageRow, RunRow, ThreadRow
 
 
 class AssistantFields(Protocol):
@@ -96,13 +84,22 @@ def new_run_values(thread_id: str, assistant: AssistantFields, body: RunOptions,
     }
 
 
-# The partial unique index's own predicate (core/tables.py), so the index answers.
-_ACTIVE = "status IN (" + ", ".join(f"'{s}'" for s in ACTIVE_RUN_STATUSES) + ")"
+# The thread lock in SQL: the partial unique index's own predicate (core/tables.py), so
+# the index answers.
+_ACTIVE = next(str(index.dialect_options["postgresql"]["where"])
+               for index in RunRow.__table__.indexes  # type: ignore[attr-defined]
+               if index.name == "runs_one_active_per_thread")
+
+
+def _active_run_sql(thread: str) -> str:
+    return f"SELECT id FROM runs WHERE thread_id = {thread} AND {_ACTIVE} LIMIT 1"
+
+
 _ASSISTANT_SQL = (f"SELECT {select_list(AssistantRow, 'a')} FROM assistants a "
                   "WHERE a.id = %s AND a.project_id = %s")
 # The thread's state and the assistant in one read; no row: not the project's thread.
-_THREAD_SQL = (f"SELECT (SELECT r.id FROM runs r WHERE r.thread_id = t.id AND r.{_ACTIVE} "
-               f"LIMIT 1) AS active_run, {select_list(AssistantRow, 'a')} FROM threads t "
+_THREAD_SQL = (f"SELECT ({_active_run_sql('t.id')}) AS active_run, "
+               f"{select_list(AssistantRow, 'a')} FROM threads t "
                "LEFT JOIN assistants a ON a.id = %s AND a.project_id = %s "
                "WHERE t.id = %s AND t.project_id = %s")
 
@@ -115,11 +112,11 @@ def _run_on_thread_sql(messages: int) -> str:
 
     The active-run check sees the statement's snapshot, taken before any wait for the
     lock: a run committed meanwhile by the lock's holder is caught by the partial
-    unique index instead (UniqueViolation), as the ORM path's IntegrityError was.
+    unique index instead (UniqueViolation), as the ORM path's IntegrityError is.
     """
     ok = "EXISTS (SELECT FROM t) AND NOT EXISTS (SELECT FROM busy)"
     ctes = ["t AS (SELECT id FROM threads WHERE id = %s AND project_id = %s FOR UPDATE)",
-            f"busy AS (SELECT id FROM runs WHERE thread_id = %s AND {_ACTIVE} LIMIT 1)"]
+            f"busy AS ({_active_run_sql('%s')})"]
     if messages:
         ctes.append(f"m AS ({insert_rows_sql(MessageRow, messages, ok)})")
     ctes.append(f"r AS ({insert_rows_sql(RunRow, 1, ok)} RETURNING 1)")
@@ -135,6 +132,16 @@ def _thread_and_run_sql(messages: int) -> str:
     return f"WITH {', '.join(ctes)} {insert_rows_sql(RunRow, 1)}"
 
 
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A checked new run, not yet written, and the one statement that writes it."""
+
+    run: Any  # api/rows.py's plain row
+    thread: Any | None  # the thread the statement creates too; None: the run's exists
+    sql: str
+    params: list[Any]
+
+
 async def _fetch(pool: RawPool, sql: str, *params: Any) -> Any | None:
     async def query(conn: AsyncConnection[Any]) -> Any | None:
         cursor = conn.cursor(row_factory=namedtuple_row)
@@ -144,20 +151,16 @@ async def _fetch(pool: RawPool, sql: str, *params: Any) -> Any | None:
     return await pool.read(query)
 
 
-def _busy(thread_id: str, run_id: str) -> ApiError:
-    return invalid(f"Thread {thread_id} already has an active run {run_id}.")
-
-
-async def create_run(pool: RawPool, project: str, thread_id: str, body: CreateRun,
-                     settings: Settings) -> tuple[Any, RunWrite]:
-    """POST /threads/{thread_id}/runs without file_search attachments: the new run, checked
-    against its thread and assistant, and the statement that writes it (for `launch`)."""
+async def prepare_run(pool: RawPool, project: str, thread_id: str, body: CreateRun,
+                      settings: Settings) -> NewRun:
+    """POST /threads/{thread_id}/runs: the new run, checked against its thread and
+    assistant (one read), and its messages."""
     found = await _fetch(pool, _THREAD_SQL, body.assistant_id, project, thread_id, project)
     # The ORM path's order: the thread, its lock, then the assistant.
     if found is None:
         raise not_found("thread", thread_id)
     if found.active_run is not None:
-        raise _busy(thread_id, found.active_run)
+        raise thread_busy(thread_id, found.active_run)
     if found.id is None:
         raise not_found("assistant", body.assistant_id)
     now = int(time.time())
@@ -169,34 +172,13 @@ async def create_run(pool: RawPool, project: str, thread_id: str, body: CreateRu
     for message in messages:
         params += insert_params(MessageRow, message)
     params += insert_params(RunRow, run)
-
-    async def write() -> None:
-        # The read above saw the thread idle; this statement checks again under its lock.
-        async with pool.connection() as conn:
-            try:
-                cursor = await conn.execute(_run_on_thread_sql(len(messages)), params)
-            except UniqueViolation:
-                active = await conn.execute(
-                    f"SELECT id FROM runs WHERE thread_id = %s AND {_ACTIVE} LIMIT 1",
-                    (thread_id,))
-                row = await active.fetchone()
-                if row is not None:
-                    raise _busy(thread_id, row[0]) from None
-                raise
-            thread_found, active_run, inserted = (await cursor.fetchone()
-                                                  or (False, None, False))
-        if not thread_found:
-            raise not_found("thread", thread_id)
-        if not inserted:  # the only other reason: an active run
-            raise _busy(thread_id, str(active_run))
-
-    return run, write
+    return NewRun(run, None, _run_on_thread_sql(len(messages)), params)
 
 
-async def create_thread_and_run(pool: RawPool, project: str, body: CreateThreadAndRun,
-                                settings: Settings) -> tuple[Any, Any, RunWrite]:
-    """POST /threads/runs without file_search attachments: the thread, the run and the
-    statement that writes them (for `launch`)."""
+async def prepare_thread_and_run(pool: RawPool, project: str, body: CreateThreadAndRun,
+                                 settings: Settings) -> NewRun:
+    """POST /threads/runs: the new thread, its messages and the run, checked against the
+    assistant (one read)."""
     assistant = await _fetch(pool, _ASSISTANT_SQL, body.assistant_id, project)
     if assistant is None:
         raise not_found("assistant", body.assistant_id)
@@ -211,64 +193,27 @@ async def create_thread_and_run(pool: RawPool, project: str, body: CreateThreadA
     for message in messages:
         params += insert_params(MessageRow, message)
     params += insert_params(RunRow, run)
-
-    async def write() -> None:
-        async with pool.connection() as conn:
-            await conn.execute(_thread_and_run_sql(len(messages)), params)
-
-    return thread, run, write
+    return NewRun(run, thread, _thread_and_run_sql(len(messages)), params)
 
 
-async def launch(pool: RawPool, temporal: Client, settings: Settings, events: RunEvents,
-                 run: Any, first: list[tuple[str, Any]], write: RunWrite | None = None) -> None:
-    """Announce the run on its event stream, write it (`write`; None: written already) and
-    start its workflow.
-
-    With `write`, the workflow's start goes out first and the announcement and the write
-    happen while Temporal takes it (its RPC is ~10 ms; they are ~2-3 ms off the first
-    token). Still, a worker never announces the run before we do: the events go out
-    before the write, and the worker waits for the row (activities/runs.py). Nobody else
-    can read either before this request answers, the run's id being new. A write that
-    fails ends the workflow it started, and removes the events.
-    """
-    wire = run_to_wire(run)
-    started: BaseException | None
-    announce = events.publish(run.id, *first, ("thread.run.created", wire),
-                              ("thread.run.queued", wire))
-    if write is None:
-        # The row is there: a worker could announce the run as soon as it starts.
-        await announce
-        started = await _start(temporal, settings, run)
-    else:
-        async def announce_and_write() -> None:
-            await announce
-            await write()
-
-        started, written = await asyncio.gather(
-            _start(temporal, settings, run), announce_and_write(), return_exceptions=True)
-        if isinstance(written, BaseException):
-            if started is None:
-                await abandon_run(temporal, run.id)
-            with contextlib.suppress(RedisError):  # unread; it would expire in a day
-                await events.discard(run.id)
-            raise written
-    if started is not None:
-        # The row exists but no workflow will ever move it: end it visibly.
-        run.status, run.failed_at, run.expires_at = "failed", int(time.time()), None
-        run.last_error = {"code": "server_error", "message": "The run could not be started."}
-        async with pool.connection() as conn:
-            await conn.execute(
-                "UPDATE runs SET status = %s, failed_at = %s, expires_at = %s, last_error = %s "
-                "WHERE id = %s",
-                (run.status, run.failed_at, run.expires_at, Jsonb(run.last_error), run.id))
-        raise ApiError(503, "The run engine is unavailable; retry shortly.", type="server_error",
-                       code="service_unavailable") from started
-
-
-async def _start(temporal: Client, settings: Settings, run: Any) -> Exception | None:
-    """Start the run's workflow: None, or why it could not be started."""
-    try:
-        await start_run(temporal, settings, run)
-    except Exception as error:
-        return error
-    return None
+async def write(pool: RawPool, new: NewRun) -> None:
+    """Run `new`'s statement; the API's error if it did not write (thread gone or busy)."""
+    async with pool.connection() as conn:
+        if new.thread is not None:  # a new thread: nothing can stand in the way
+            await conn.execute(new.sql, new.params)
+            return
+        # The read saw the thread idle; the statement checks again under the thread's lock.
+        thread_id = new.run.thread_id
+        try:
+            cursor = await conn.execute(new.sql, new.params)
+        except UniqueViolation:
+            active = await conn.execute(_active_run_sql("%s"), (thread_id,))
+            row = await active.fetchone()
+            if row is not None:
+                raise thread_busy(thread_id, row[0]) from None
+            raise
+        thread_found, active_run, inserted = await cursor.fetchone() or (False, None, False)
+    if not thread_found:
+        raise not_found("thread", thread_id)
+    if not inserted:  # the only other reason: an active run
+        raise thread_busy(thread_id, str(active_run))
