@@ -155,3 +155,19 @@ async def live_server_url(app: FastAPI) -> AsyncIterator[str]:
         server.should_exit = True
         await task
         sock.close()
+
+
+# Fixtures that start real servers: a test that needs one (directly or through another
+# fixture) is an integration test; the rest are unit tests, which `pytest -m unit` runs in
+# seconds without starting anything. Modules that start processes themselves (the
+# launcher's end-to-end tests) mark themselves `integration`.
+_SERVER_FIXTURES = frozenset({"stack_env", "env", "fake_llm", "fake_anthropic"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & _SERVER_FIXTURES or item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)

@@ -22,8 +22,12 @@ from typing import Any
 
 import httpx
 import psutil
+import pytest
 
 from launcher.processes import free_port
+
+# Starts the embedded stack as child processes (the unit/integration split: tests/conftest.py).
+pytestmark = pytest.mark.integration
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 120.0

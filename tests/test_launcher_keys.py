@@ -16,9 +16,13 @@ from pathlib import Path
 
 import psutil
 import psycopg
+import pytest
 
 from launcher.embedded import EmbeddedStack
 from tests.test_launcher import _env
+
+# Starts the embedded stack as child processes (the unit/integration split: tests/conftest.py).
+pytestmark = pytest.mark.integration
 
 KEYS_TIMEOUT = 120
 
