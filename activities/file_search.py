@@ -9,21 +9,30 @@ in what the model reads, so citations in its answer can be turned into
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 from temporalio import activity
 
 from activities import run_writes
 from activities.citations import results_text
+from activities.heartbeat import heartbeating
 from core.embeddings import Embedder
 from core.events import RunEvents
 from core.llm.types import FunctionSpec
 from core.retrieval import search
-from core.tables import AssistantRow, RunRow, RunStepRow, ThreadRow, VectorStoreRow
+from core.tables import (
+    AssistantRow,
+    RunRow,
+    RunStepRow,
+    ThreadRow,
+    VectorStoreFileRow,
+    VectorStoreRow,
+)
 from core.wire import run_to_wire, step_to_wire
 from workflows.types import FileSearchInput
 
@@ -37,6 +46,12 @@ FILE_SEARCH_SPEC = FunctionSpec(
 )
 DEFAULT_MAX_RESULTS = 20
 DEFAULT_RANKER = "default_2024_08_21"
+# As OpenAI does for a run, the search first waits for the files of its stores still being
+# ingested (a file attached to a message and run at once), then searches what is there.
+# OpenAI waits up to 60 s; ours is shorter so the wait plus the search (a query embedding,
+# then SQL) fits the activity's 60 s start_to_close in workflows/run.py.
+INGESTION_WAIT_SECONDS = 40.0
+INGESTION_POLL_SECONDS = 0.25  # one indexed query per poll
 
 
 def file_search_settings(tools: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -73,18 +88,39 @@ class FileSearchActivities:
         self._embedder = embedder
         self._events = events
 
+    async def _await_ingestion(self, stores: list[str]) -> None:
+        """Until no file of `stores` is in progress, or INGESTION_WAIT_SECONDS passed."""
+        deadline = time.monotonic() + INGESTION_WAIT_SECONDS
+        busy = (select(literal(1)).where(col(VectorStoreFileRow.vector_store_id).in_(stores),
+                                         col(VectorStoreFileRow.status) == "in_progress")
+                .limit(1))
+        async with heartbeating():  # a cancel of the run reaches us while we wait
+            while True:
+                # A session per poll: no connection or transaction held across the wait.
+                async with self._sessions() as session:
+                    if await session.scalar(busy) is None:
+                        return
+                if time.monotonic() >= deadline:
+                    return  # search what is ingested so far, as OpenAI does after its wait
+                await asyncio.sleep(INGESTION_POLL_SECONDS)
+
     @activity.defn(name="file_search")
     async def file_search(self, input: FileSearchInput) -> None:
         step_key = run_writes.step_id(input.run_id, input.turn, "tools")
-        async with self._sessions() as session, session.begin():
+        async with self._sessions() as session:
             run = await session.get(RunRow, input.run_id)
-            step = await session.get(RunStepRow, step_key, with_for_update=True)
-            if run is None or step is None:
+            if run is None:
                 return
             options = file_search_settings(run.tools) or {}
-            threshold = float((options.get("ranking_options") or {}).get("score_threshold", 0.0))
-            limit = int(options.get("max_num_results") or DEFAULT_MAX_RESULTS)
             stores = await vector_store_ids(session, run)
+        if stores:
+            await self._await_ingestion(stores)
+        threshold = float((options.get("ranking_options") or {}).get("score_threshold", 0.0))
+        limit = int(options.get("max_num_results") or DEFAULT_MAX_RESULTS)
+        async with self._sessions() as session, session.begin():
+            step = await session.get(RunStepRow, step_key, with_for_update=True)
+            if step is None:
+                return
             calls = [dict(c) for c in step.step_details["tool_calls"]]
             turn_results: list[dict[str, Any]] = []
             for call in calls:

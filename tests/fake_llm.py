@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 from starlette.applications import Starlette
@@ -111,7 +111,7 @@ class FakeLLM:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> FakeLLM:
+    def start(self) -> Self:
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
@@ -141,8 +141,7 @@ class FakeLLM:
         return JSONResponse({"object": "list", "data": [model]})
 
     async def _embeddings(self, request: Request) -> Response:
-        """Deterministic embeddings: a hashed, L2-normalised bag of lower-cased words, so
-        texts sharing words are close. An input containing `[[embedfail]]` gets a 500."""
+        """embed_text of each input; `[[embedfail]]` in one: a 500; `[[embeddelay:S]]`: S s late."""
         try:
             body = json.loads(await request.body())
         except ValueError:
@@ -153,6 +152,7 @@ class FakeLLM:
             return error_response(400, "'input' must be a string or an array of strings.")
         if any("[[embedfail]]" in t for t in inputs):
             return error_response(500, "Injected embeddings failure.")
+        await asyncio.sleep(sum(map(float, re.findall(r"embeddelay:([\d.]+)", " ".join(inputs)))))
         data = [{"object": "embedding", "index": i, "embedding": embed_text(t)}
                 for i, t in enumerate(inputs)]
         tokens = sum(len(t.split()) for t in inputs)
