@@ -27,6 +27,7 @@ from core.settings import Settings
 from launcher.embedded import EmbeddedStack
 from tests.fake_anthropic import FakeAnthropic
 from tests.fake_llm import FakeLLM
+from tests.sdk_client import sdk_over
 from worker import run_worker
 
 SERVICE_VARS = ("DATABASE_URL", "REDIS_URL", "S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY",
@@ -83,7 +84,7 @@ def settings(stack_env: dict[str, str], fake_llm: FakeLLM,
                   llm_timeout_seconds=30,
                   # file_search: the fake's deterministic /v1/embeddings.
                   embeddings_url=fake_llm.base_url, embeddings_model="fake-embed")
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture(scope="session")
@@ -122,10 +123,7 @@ def base_path(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 async def client(http: httpx.AsyncClient, base_path: str) -> AsyncIterator[openai.AsyncOpenAI]:
-    sdk = openai.AsyncOpenAI(
-        base_url=f"http://testserver{base_path}", api_key="test-key", http_client=http,
-        max_retries=0,
-    )
+    sdk = sdk_over(http, f"http://testserver{base_path}")
     yield sdk
 
 

@@ -21,7 +21,9 @@ async def serve_app(settings: Settings, fast_lane: bool = True,
     leaves every request to FastAPI's routes (the canonical answers)."""
     app = create_app(settings.model_copy(update=overrides))
     if not fast_lane:  # before the first request builds the middleware stack
-        app.user_middleware = [m for m in app.user_middleware if m.cls is not FastLaneMiddleware]
+        # `object`: Starlette types `Middleware.cls` as a factory protocol a class never matches.
+        fast_lane_cls: object = FastLaneMiddleware
+        app.user_middleware = [m for m in app.user_middleware if m.cls is not fast_lane_cls]
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:

@@ -78,7 +78,7 @@ async def _insert(app: FastAPI, *rows: SQLModel) -> None:
 
 
 def _run(thread_id: str, status: str, **extra: Any) -> RunRow:
-    values = {k: v for k, v in TRICKY.items() if k not in ("object", "metadata")}
+    values: dict[str, Any] = {k: v for k, v in TRICKY.items() if k not in ("object", "metadata")}
     values.update(id=ids.new_id(ids.RUN), thread_id=thread_id, status=status,
                   metadata_=TRICKY["metadata"], **extra)
     return RunRow(**values)

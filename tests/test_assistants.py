@@ -34,7 +34,7 @@ async def test_create_retrieve_modify_delete(client: openai.AsyncOpenAI) -> None
     assert created.id.startswith("asst_")
     assert created.object == "assistant"
     assert created.tools[0].type == "function"
-    assert created.tools[0].function.name == "getCurrentWeather"  # type: ignore[union-attr]
+    assert created.tools[0].function.name == "getCurrentWeather"
     assert created.metadata == {"team": "ops"}
     assert created.response_format == "auto"
 
@@ -51,7 +51,7 @@ async def test_create_retrieve_modify_delete(client: openai.AsyncOpenAI) -> None
     assert (deleted.id, deleted.object, deleted.deleted) == (created.id, "assistant.deleted", True)
     with pytest.raises(openai.NotFoundError) as caught:
         await client.beta.assistants.retrieve(created.id)
-    assert caught.value.body == {  # type: ignore[comparison-overlap]
+    assert caught.value.body == {
         "message": f"No assistant found with id '{created.id}'.",
         "type": "invalid_request_error", "param": None, "code": None,
     }

@@ -218,7 +218,7 @@ def test_app_environment_covers_and_matches_settings(services: dict[str, dict[st
             assert host in services, f"{name}: {var} points at unknown host {host!r}"
         assert env["TEMPORAL_ADDRESS"].split(":")[0] in services
         # Settings accepts what compose passes (postgres:// gets the psycopg driver).
-        settings = Settings(_env_file=None, database_url=env["DATABASE_URL"])  # type: ignore[call-arg]
+        settings = Settings(_env_file=None, database_url=env["DATABASE_URL"])
         assert settings.database_url.startswith("postgresql+psycopg://")
 
 

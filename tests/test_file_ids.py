@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from core import ids
 from core.tables import DEFAULT_PROJECT, FileRow
+from tests.sdk_client import sdk_over
 
 pytestmark = [pytest.mark.usefixtures("worker"),
               pytest.mark.filterwarnings("ignore:The Assistants API is deprecated")]
@@ -26,8 +27,7 @@ FILE_SEARCH: list[Any] = [{"type": "file_search"}]  # Any: the SDK wants its Typ
 @pytest.fixture
 async def sdk(http: httpx.AsyncClient) -> AsyncIterator[openai.AsyncOpenAI]:
     # One base path is enough here (the `client` fixture runs each test on two).
-    yield openai.AsyncOpenAI(base_url="http://testserver/v1", api_key="test-key",
-                             http_client=http, max_retries=0)
+    yield sdk_over(http)
 
 
 async def _legacy_file(app: FastAPI, text: str) -> str:

@@ -6,10 +6,12 @@ import asyncio
 import io
 import json
 import uuid
-from typing import Any
+from typing import Any, Final
 
 import openai
 import pytest
+from openai.types.beta.threads.runs import FileSearchToolCall, RunStep, ToolCallsStepDetails
+from openai.types.beta.threads.runs.file_search_tool_call import FileSearchResult
 from sqlalchemy import text
 
 from core.db import create_engine
@@ -19,7 +21,17 @@ from tests.fake_llm import FakeLLM
 
 pytestmark = pytest.mark.usefixtures("worker")
 
-INCLUDE_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+# Final: typed as its Literal, which `include=` expects.
+INCLUDE_CONTENT: Final = "step_details.tool_calls[*].file_search.results[*].content"
+
+
+def _first_result(step: RunStep) -> FileSearchResult:
+    """The first result of the step's first (file_search) tool call."""
+    details = step.step_details
+    assert isinstance(details, ToolCallsStepDetails), details
+    call = details.tool_calls[0]
+    assert isinstance(call, FileSearchToolCall) and call.file_search.results is not None, call
+    return call.file_search.results[0]
 
 
 async def _store_with(client: openai.AsyncOpenAI, name: str, text: str) -> tuple[str, str]:
@@ -82,12 +94,12 @@ async def test_include_returns_result_content(client: openai.AsyncOpenAI) -> Non
     assert run.status == "completed"
     steps = await client.beta.threads.runs.steps.list(
         run_id=run.id, thread_id=thread.id, order="asc", include=[INCLUDE_CONTENT])
-    result = steps.data[0].step_details.tool_calls[0].file_search.results[0]  # type: ignore[union-attr]
+    result = _first_result(steps.data[0])
     assert result.content is not None
     assert "durable" in result.content[0].text  # type: ignore[operator]
     single = await client.beta.threads.runs.steps.retrieve(
         step_id=steps.data[0].id, run_id=run.id, thread_id=thread.id, include=[INCLUDE_CONTENT])
-    assert single.step_details.tool_calls[0].file_search.results[0].content  # type: ignore[union-attr]
+    assert _first_result(single).content
 
 
 async def test_file_search_and_a_function_in_one_turn(client: openai.AsyncOpenAI) -> None:

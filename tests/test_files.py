@@ -33,7 +33,7 @@ async def test_upload_retrieve_content_delete(client: openai.AsyncOpenAI) -> Non
     assert (deleted.id, deleted.object, deleted.deleted) == (created.id, "file", True)
     with pytest.raises(openai.NotFoundError) as caught:
         await client.files.retrieve(created.id)
-    assert caught.value.body == {  # type: ignore[comparison-overlap]
+    assert caught.value.body == {
         "message": f"No such File object: {created.id}",
         "type": "invalid_request_error", "param": "id", "code": None}
     with pytest.raises(openai.NotFoundError):

@@ -75,7 +75,7 @@ class Up:
     def descendants(self) -> list[psutil.Process]:
         """The launcher's current descendants (also remembered for the final cleanup)."""
         try:
-            children = psutil.Process(self.process.pid).children(recursive=True)
+            children: list[Any] = psutil.Process(self.process.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             children = []
         for child in children:

@@ -1,7 +1,7 @@
 """ruff and mypy are part of the test command: a lint or type error fails CI like a test.
 
-Both use their configuration in pyproject.toml (mypy strict over the product; tests and
-bench are linted by ruff only)."""
+Both use their configuration in pyproject.toml (mypy strict over the product and tests/;
+tests/clients/ and bench/ are linted by ruff only)."""
 
 from __future__ import annotations
 

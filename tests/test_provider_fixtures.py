@@ -65,7 +65,8 @@ EXPECTED: dict[tuple[str, str], dict[str, Any]] = {
 
 
 def _load(family: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{family}.json").read_text(encoding="utf-8"))
+    fixture: dict[str, Any] = json.loads((FIXTURES / f"{family}.json").read_text(encoding="utf-8"))
+    return fixture
 
 
 def _cases() -> list[Any]:

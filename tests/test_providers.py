@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -138,7 +139,7 @@ async def test_prompted_mode_describes_tools_and_parses_the_content(
 
 async def test_models_without_vision_get_a_note_instead_of_images(
         llm_http: httpx.AsyncClient, fake_llm: FakeLLM) -> None:
-    parts = [{"type": "text", "text": "no-vision"},
+    parts: list[dict[str, Any]] = [{"type": "text", "text": "no-vision"},
              {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]
     await turn(openai_provider(llm_http, fake_llm, vision=False), [ChatMessage("user", parts)])
     sent = fake_llm.requests_containing("no-vision")[-1]["messages"][0]

@@ -100,8 +100,10 @@ def test_only_entries_without_capabilities_are_detected() -> None:
     assert [table.resolve(m).detect for m in ("bare", "defaults", "set", "unlisted")] == [
         True, False, False, True]
     router = ProviderRouter(httpx.AsyncClient(), table)
-    assert router._build(table.resolve("bare"))._detect is True  # type: ignore[union-attr]
-    assert router._build(table.resolve("set"))._detect is False  # type: ignore[union-attr]
+    bare, unset = router._build(table.resolve("bare")), router._build(table.resolve("set"))
+    assert isinstance(bare, OpenAICompatibleProvider) and isinstance(unset, OpenAICompatibleProvider)
+    assert bare._detect is True
+    assert unset._detect is False
 
 
 # --- llama.cpp's /props ------------------------------------------------------------------------

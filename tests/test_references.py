@@ -43,8 +43,9 @@ class Project:
         return body
 
     async def file(self) -> str:
-        return (await self.ok("POST", "/v1/files", data={"purpose": "assistants"},
-                              files={"file": ("f.txt", b"some text", "text/plain")}))["id"]
+        file_id: str = (await self.ok("POST", "/v1/files", data={"purpose": "assistants"},
+                                      files={"file": ("f.txt", b"some text", "text/plain")}))["id"]
+        return file_id
 
 
 @pytest.fixture(scope="module")

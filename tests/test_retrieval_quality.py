@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import httpx
-import openai
 import pytest
 from fastapi import FastAPI
 
 from core.embeddings import Embedder
 from tests.fake_llm import FakeLLM
 from tests.retrieval_eval import documents, evaluate, queries
+from tests.sdk_client import sdk_over
 
 # Measured on this set with the fake embedder (2026-11-26; MRR moves by ~0.01-0.02 between
 # runs: ties are broken by chunk id, which follows ingestion order):
@@ -38,8 +38,7 @@ async def labelled_store(http: httpx.AsyncClient, worker: None) -> AsyncIterator
         tuple[str, dict[str, str]]]:
     """The set ingested into one store: (store id, document name -> file id)."""
     # Over the shared ASGI client, not the two-base-URL `client`: ingest once, not twice.
-    sdk = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key="test-key",
-                             http_client=http, max_retries=0)
+    sdk = sdk_over(http)
     store = await sdk.vector_stores.create(name="retrieval quality")
     docs = documents()
     batch = await sdk.vector_stores.file_batches.upload_and_poll(

@@ -18,14 +18,13 @@ TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {
     "type": "object", "properties": {"q": {"type": "string"}}}}}
 
 
-async def _start(client: openai.AsyncOpenAI, text: str, **run_args: object) -> Run:
+async def _start(client: openai.AsyncOpenAI, text: str) -> Run:
     # A unique tag: the fake LLM keys failure counters on the exact text, and
     # each test runs once per base URL.
     text = f"{text} <{uuid.uuid4().hex[:8]}>"
     assistant = await client.beta.assistants.create(model="fake-model", tools=[TOOL])  # type: ignore[list-item]
     thread = await client.beta.threads.create(messages=[{"role": "user", "content": text}])
-    return await client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id,
-                                                 **run_args)  # type: ignore[arg-type]
+    return await client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
 
 
 def _message(error: openai.APIStatusError) -> str:

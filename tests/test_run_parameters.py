@@ -13,7 +13,7 @@ from tests.fake_llm import FakeLLM
 
 pytestmark = pytest.mark.usefixtures("worker")
 
-LOOKUP = {"type": "function", "function": {"name": "lookup", "parameters": {
+LOOKUP: dict[str, Any] = {"type": "function", "function": {"name": "lookup", "parameters": {
     "type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"],
     "additionalProperties": False}}}
 OTHER = {"type": "function", "function": {"name": "other", "parameters": {"type": "object"}}}
@@ -166,6 +166,7 @@ async def test_truncation_strategy_last_messages(client: openai.AsyncOpenAI,
                                truncation_strategy={"type": "last_messages", "last_messages": 2})
     roles = [(m["role"], m["content"][:5]) for m in requests[0]["messages"]]
     assert roles == [("system", "Base "), ("user", "three"), ("user", "[[rep")]
+    assert run.truncation_strategy is not None
     assert run.truncation_strategy.type == "last_messages"
     assert run.truncation_strategy.last_messages == 2
 

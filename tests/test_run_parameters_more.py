@@ -14,6 +14,7 @@ from typing import Any
 import openai
 import pytest
 from openai import AsyncAssistantEventHandler
+from openai.types.beta.thread_create_params import MessageAttachment
 from openai.types.beta.threads import Message, Run, Text, TextDelta
 
 from tests.fake_llm import FakeLLM
@@ -43,7 +44,7 @@ async def _run(client: openai.AsyncOpenAI, fake_llm: FakeLLM, content: str | lis
     assistant = await client.beta.assistants.create(
         model="fake-model", instructions="Base instructions.", tools=tools or [])  # type: ignore[arg-type]
     thread = await client.beta.threads.create(
-        messages=[{"role": "user", "content": content}])  # type: ignore[list-item]
+        messages=[{"role": "user", "content": content}])
     run = await client.beta.threads.runs.create_and_poll(
         thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50, **params)
     return run, fake_llm.requests_containing(marker), marker
@@ -150,13 +151,13 @@ async def test_user_messages_read_back_completed_with_their_attachments(
 ) -> None:
     upload = await client.files.create(file=("notes.txt", io.BytesIO(b"some notes")),
                                        purpose="assistants")
-    attachments = [{"file_id": upload.id, "tools": [{"type": "file_search"}]}]
+    attachments: list[MessageAttachment] = [{"file_id": upload.id, "tools": [{"type": "file_search"}]}]
     before = int(time.time())
     thread = await client.beta.threads.create(messages=[
-        {"role": "user", "content": "from thread create", "attachments": attachments}])  # type: ignore[list-item]
+        {"role": "user", "content": "from thread create", "attachments": attachments}])
     await client.beta.threads.messages.create(
         thread_id=thread.id, role="user", content="from messages create",
-        attachments=attachments)  # type: ignore[arg-type]
+        attachments=attachments)
     await client.beta.threads.messages.create(thread_id=thread.id, role="user",
                                               content="no attachments")
     listed = (await client.beta.threads.messages.list(thread_id=thread.id, order="asc")).data

@@ -7,6 +7,7 @@ These tests use none of the fixtures in conftest.py (they start real servers).
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
@@ -16,6 +17,7 @@ from tests.workflow_doubles import (  # time_skipping_env: the `env` fixture
     Recorder,
     outputs,
     started_run,
+    submit,
     time_skipping_env,  # noqa: F401
     wait_for_signal_processed,
     wait_for_status,
@@ -34,7 +36,9 @@ from workflows.types import (
 # --- 1. text answer ----------------------------------------------------------------
 @pytest.mark.parametrize(("kind", "status"), [("message", "completed"),
                                               ("incomplete", "incomplete")])
-async def test_text_answer_completes(env: WorkflowEnvironment, kind: str, status: str) -> None:
+async def test_text_answer_completes(env: WorkflowEnvironment,
+                                     kind: Literal["message", "incomplete"],
+                                     status: Literal["completed", "incomplete"]) -> None:
     rec = Recorder(turns=[ModelTurnResult(kind)])
     async with started_run(env, rec) as run:
         assert await run.handle.result() == RunResult(status)
@@ -54,8 +58,7 @@ async def test_tool_outputs_update_resumes_run(env: WorkflowEnvironment) -> None
         assert "record_tool_outputs" not in rec.names()
 
         submitted = outputs("call_b", "call_a")  # any order
-        after = await run.handle.execute_update(AssistantRunWorkflow.submit_tool_outputs,
-                                                submitted)
+        after = await submit(run.handle, submitted)
         assert after == RunState("queued", 1, [])
         assert await run.handle.result() == RunResult("completed")
         # Queried while the worker still runs (a closed workflow is replayed to answer).
@@ -81,14 +84,14 @@ async def test_update_rejects_invalid_outputs(env: WorkflowEnvironment,
     async with started_run(env, rec) as run:
         await wait_for_status(run.handle, "requires_action")
         with pytest.raises(WorkflowUpdateFailedError):
-            await run.handle.execute_update(AssistantRunWorkflow.submit_tool_outputs, bad)
+            await submit(run.handle, bad)
         # Rejected before anything was written; the run still waits for the same calls.
         assert "record_tool_outputs" not in rec.names()
         state = await run.handle.query(AssistantRunWorkflow.state)
         assert state == RunState("requires_action", 1, ["call_a", "call_b"])
 
         good = outputs("call_a", "call_b")
-        await run.handle.execute_update(AssistantRunWorkflow.submit_tool_outputs, good)
+        await submit(run.handle, good)
         assert await run.handle.result() == RunResult("completed")
     assert rec.inputs("record_tool_outputs") == [
         RecordToolOutputsInput(run.run_id, 1, good.tool_outputs)]
@@ -103,8 +106,7 @@ async def test_update_during_a_model_turn_waits_then_is_rejected_by_a_text_answe
     rec = Recorder(turns=[ModelTurnResult("message")], release=asyncio.Event())
     async with started_run(env, rec) as run:
         await asyncio.wait_for(rec.model_started.wait(), timeout=10)
-        update = asyncio.create_task(run.handle.execute_update(
-            AssistantRunWorkflow.submit_tool_outputs, outputs("call_a")))
+        update = asyncio.create_task(submit(run.handle, outputs("call_a")))
         await asyncio.sleep(0.5)
         assert not update.done()  # held while the model turn runs
         assert rec.release is not None
@@ -125,8 +127,7 @@ async def test_update_during_a_model_turn_is_accepted_when_the_turn_asks_for_it(
                    release=asyncio.Event())
     async with started_run(env, rec) as run:
         await asyncio.wait_for(rec.model_started.wait(), timeout=10)
-        update = asyncio.create_task(run.handle.execute_update(
-            AssistantRunWorkflow.submit_tool_outputs, outputs("call_a")))
+        update = asyncio.create_task(submit(run.handle, outputs("call_a")))
         await asyncio.sleep(0.5)
         assert rec.release is not None
         rec.release.set()
@@ -143,13 +144,10 @@ async def test_second_submission_for_a_turn_rejected(env: WorkflowEnvironment) -
                           ModelTurnResult("tool_calls", ["call_b"]), ModelTurnResult("message")])
     async with started_run(env, rec) as run:
         await wait_for_status(run.handle, "requires_action")
-        await run.handle.execute_update(AssistantRunWorkflow.submit_tool_outputs,
-                                        outputs("call_a"))
+        await submit(run.handle, outputs("call_a"))
         with pytest.raises(WorkflowUpdateFailedError):
-            await run.handle.execute_update(AssistantRunWorkflow.submit_tool_outputs,
-                                            outputs("call_a"))
-        await run.handle.execute_update(AssistantRunWorkflow.submit_tool_outputs,
-                                        outputs("call_b"))
+            await submit(run.handle, outputs("call_a"))
+        await submit(run.handle, outputs("call_b"))
         assert await run.handle.result() == RunResult("completed")
     assert [i.turn for i in rec.inputs("record_tool_outputs")] == [1, 2]
 
@@ -161,14 +159,12 @@ async def test_racing_submissions_record_once(env: WorkflowEnvironment) -> None:
     async with started_run(env, rec) as run:
         await wait_for_status(run.handle, "requires_action")
         first, second = await asyncio.gather(
-            *(run.handle.execute_update(AssistantRunWorkflow.submit_tool_outputs,
-                                        outputs("call_a")) for _ in range(2)),
+            *(submit(run.handle, outputs("call_a")) for _ in range(2)),
             return_exceptions=True)
         results = [first, second]
         assert sum(isinstance(r, WorkflowUpdateFailedError) for r in results) == 1
         assert RunState("queued", 1, []) in results
-        await run.handle.execute_update(AssistantRunWorkflow.submit_tool_outputs,
-                                        outputs("call_b"))
+        await submit(run.handle, outputs("call_b"))
         assert await run.handle.result() == RunResult("completed")
     assert rec.inputs("record_tool_outputs") == [
         RecordToolOutputsInput(run.run_id, 1, outputs("call_a").tool_outputs),

@@ -19,10 +19,10 @@ from tests.workflow_doubles import (  # time_skipping_env: the `env` fixture
     Run,
     outputs,
     started_run,
+    submit,
     time_skipping_env,  # noqa: F401
     wait_for_status,
 )
-from workflows.run import AssistantRunWorkflow
 from workflows.types import (
     FinishInput,
     ModelTurnInput,
@@ -46,8 +46,7 @@ async def test_function_round_trip_runs_regular_activities(env: WorkflowEnvironm
                           ModelTurnResult("message")])
     async with started_run(env, rec, local_model_turn=False) as run:
         await wait_for_status(run.handle, "requires_action")
-        await run.handle.execute_update(AssistantRunWorkflow.submit_tool_outputs,
-                                        outputs("call_a"))
+        await submit(run.handle, outputs("call_a"))
         assert await run.handle.result() == RunResult("completed")
         types = await _event_types(run)
     assert rec.inputs("model_turn") == [ModelTurnInput(run.run_id, 1),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 
 import httpx
-import openai
 import pytest
 from fastapi import FastAPI
 from temporalio.api.enums.v1 import EventType
@@ -18,6 +17,7 @@ from temporalio.api.enums.v1 import EventType
 from core.settings import Settings
 from tests.fake_llm import FakeLLM
 from tests.faults.helpers import TERMINAL, poll_run
+from tests.sdk_client import sdk_over
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -29,8 +29,7 @@ async def test_a_model_streaming_one_token_every_10_s_completes_in_one_call(
     http: httpx.AsyncClient, app: FastAPI, fake_llm: FakeLLM, settings: Settings
 ) -> None:
     # One base path: the behaviour is the worker's, and each run costs 40 s.
-    client = openai.AsyncOpenAI(base_url="http://testserver/v1", api_key="test-key",
-                                http_client=http, max_retries=0)
+    client = sdk_over(http)
     assert settings.llm_timeout_seconds < TOKENS * TOKEN_MS / 1000  # the point of the test
     marker = f"slow-{uuid.uuid4().hex}"
     assistant = await client.beta.assistants.create(model="fake-model")

@@ -289,4 +289,4 @@ async def test_a_diverging_retry_ends_with_the_authoritative_message(
     # Deltas stopped at the divergence; message.completed replaced the SDK's snapshot.
     assert "".join(handler.deltas).startswith("alpha")
     final = await stream.get_final_messages()
-    assert final[0].content[0].text.value == stored  # type: ignore[union-attr]
+    assert final[0].content[0].text.value == stored

@@ -26,6 +26,7 @@ from core.llm.types import ChatMessage, ChatRequest, ToolCall, TurnOutcome, Usag
 from core.settings import Settings
 from tests.fake_llm import FakeLLM
 from tests.llm_helpers import WEATHER
+from tests.sdk_client import sdk_over
 from worker import run_worker
 
 TOOL: Any = {"type": "function", "function": {"name": "getCurrentWeather", "parameters": {
@@ -56,8 +57,7 @@ async def sdk(settings: Settings) -> AsyncIterator[openai.AsyncOpenAI]:
     try:
         async with app.router.lifespan_context(app), httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
-            yield openai.AsyncOpenAI(base_url="http://testserver/v1", api_key="test-key",
-                                     http_client=http, max_retries=0)
+            yield sdk_over(http)
     finally:
         stop.set()
         await worker

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -185,7 +186,8 @@ def test_configure_tracing_exports_over_otlp(monkeypatch: pytest.MonkeyPatch,
     try:
         assert provider is not None and installed == [provider]
         assert provider.resource.attributes[SERVICE_NAME] == expected
-        processors = provider._active_span_processor._span_processors
+        # Any: the SDK's private processors; the batch one keeps its exporter one level down.
+        processors: tuple[Any, ...] = provider._active_span_processor._span_processors
         exporters = [getattr(p, "span_exporter", None) or p._batch_processor._exporter
                      for p in processors]
         assert [type(e) for e in exporters] == [OTLPSpanExporter]

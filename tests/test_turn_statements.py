@@ -78,18 +78,20 @@ def counting() -> Iterator[Seen]:
 
     raw_execute = RawDb.execute
 
-    async def execute_raw(db: RawDb, compiled: CompiledStatement, *args: Any) -> RawResult:
+    async def execute_raw(db: RawDb, compiled: CompiledStatement,
+                          parameters: Mapping[str, Any] | None = None) -> RawResult:
         if db.transaction and id(db) not in in_transaction:
             in_transaction.add(id(db))
             note("begin")
         note(" ".join(compiled.sql.split()[:3]))
-        return await raw_execute(db, compiled, *args)
+        return await raw_execute(db, compiled, parameters)
 
     hooks: list[tuple[Any, str, Any]] = [(Engine, "before_cursor_execute", statement),
                                          (Engine, "begin", begin), (Pool, "checkout", checkout)]
     for target, name, fn in hooks:
         event.listen(target, name, fn)
-    RawDb.execute = execute_raw  # type: ignore[method-assign]
+    # assignment: mypy types a method read off the class with `self` twice (its own quirk).
+    RawDb.execute = execute_raw  # type: ignore[method-assign, assignment]
     try:
         yield seen
     finally:

@@ -13,6 +13,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.beta.assistant_create_params import (
+    ToolResourcesFileSearchVectorStoreChunkingStrategyStatic,
+)
 
 from api.services.attachments import THREAD_STORE_NAME
 from tests.auth_helpers import assert_error
@@ -21,7 +24,8 @@ from tests.test_attachments import settled
 
 pytestmark = [pytest.mark.usefixtures("worker"),
               pytest.mark.filterwarnings("ignore:The Assistants API is deprecated")]
-STATIC = {"type": "static", "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 50}}
+STATIC: ToolResourcesFileSearchVectorStoreChunkingStrategyStatic = {
+    "type": "static", "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 50}}
 
 
 async def _upload(client: openai.AsyncOpenAI, name: str, text: str) -> str:
@@ -55,7 +59,7 @@ async def test_assistant_helper_store_is_ingested_and_searched(
     assistant = await client.beta.assistants.create(
         model="fake-model", tools=[{"type": "file_search"}],
         tool_resources={"file_search": {"vector_stores": [{
-            "file_ids": [file_id], "chunking_strategy": STATIC,  # type: ignore[typeddict-item]
+            "file_ids": [file_id], "chunking_strategy": STATIC,
             "metadata": {"made_by": "helper"}}]}})
     store_id = _store_of(assistant.tool_resources)
     assert (await client.beta.assistants.retrieve(assistant.id)).tool_resources == \
@@ -192,13 +196,18 @@ async def test_modify_replaces_only_the_tool_resources_it_is_given(
 
     for modify, target in ((client.beta.assistants.update, assistant.id),
                            (client.beta.threads.update, thread.id)):
-        kept = await modify(target, tool_resources={"file_search": {}})  # type: ignore[operator]
+        kept = await modify(target, tool_resources={"file_search": {}})
         assert _store_of(kept.tool_resources) == store.id
-        both = await modify(  # type: ignore[operator]
+        both = await modify(
             target, tool_resources={"code_interpreter": {"file_ids": [upload]}})
         assert _store_of(both.tool_resources) == store.id
-        assert both.tool_resources.code_interpreter.file_ids == [upload]
-        emptied = await modify(  # type: ignore[operator]
+        both_resources = both.tool_resources
+        assert both_resources is not None and both_resources.code_interpreter is not None
+        assert both_resources.code_interpreter.file_ids == [upload]
+        emptied = await modify(
             target, tool_resources={"file_search": {"vector_store_ids": []}})
-        assert emptied.tool_resources.file_search.vector_store_ids == []
-        assert emptied.tool_resources.code_interpreter.file_ids == [upload]
+        emptied_resources = emptied.tool_resources
+        assert emptied_resources is not None and emptied_resources.file_search is not None
+        assert emptied_resources.code_interpreter is not None
+        assert emptied_resources.file_search.vector_store_ids == []
+        assert emptied_resources.code_interpreter.file_ids == [upload]

@@ -160,7 +160,7 @@ async def test_create_with_file_ids_pdf_and_corrupt_pdf(client: openai.AsyncOpen
 
 async def test_search_ranking_filters_and_query_lists(client: openai.AsyncOpenAI) -> None:
     store = await client.vector_stores.create(name="search")
-    docs = {
+    docs: dict[str, tuple[str, dict[str, str | float | bool]]] = {
         "rust.md": ("Rust ownership and borrowing rules prevent data races at compile time.",
                     {"lang": "rust", "stars": 5}),
         "python.md": ("Python's garbage collector uses reference counting plus a cycle detector.",

@@ -29,11 +29,13 @@ import httpx
 import openai
 import pytest
 from fastapi import FastAPI
+from openai.types.beta import FunctionToolParam
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
 from tests.fake_llm import FakeLLM
+from tests.sdk_client import sdk_over
 from worker import workflow_runner
 from workflows.ingest import IngestFileWorkflow
 from workflows.run import AssistantRunWorkflow
@@ -42,7 +44,7 @@ from workflows.types import SubmitToolOutputs, ToolOutput
 pytestmark = pytest.mark.usefixtures("worker")
 
 HISTORIES = Path(__file__).parent / "histories"
-WEATHER = {"type": "function", "function": {
+WEATHER: FunctionToolParam = {"type": "function", "function": {
     "name": "getCurrentWeather", "parameters": {
         "type": "object", "properties": {"location": {"type": "string"}}}}}
 CALL = '[[call:getCurrentWeather {"location": "Paris"}]]'
@@ -50,8 +52,7 @@ CALL = '[[call:getCurrentWeather {"location": "Paris"}]]'
 
 @pytest.fixture
 async def sdk(http: httpx.AsyncClient) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url="http://testserver/v1", api_key="test-key",
-                              http_client=http, max_retries=0)
+    return sdk_over(http)
 
 
 async def _run(sdk: openai.AsyncOpenAI, assistant: str, content: str) -> tuple[str, str]:

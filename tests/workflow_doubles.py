@@ -207,3 +207,13 @@ async def run_end(handle: WorkflowHandle[Any, RunResult]) -> tuple[str, str | No
 
 def outputs(*call_ids: str) -> SubmitToolOutputs:
     return SubmitToolOutputs([ToolOutput(call_id, f"output of {call_id}") for call_id in call_ids])
+
+
+async def submit(handle: WorkflowHandle[Any, Any], submitted: SubmitToolOutputs) -> RunState:
+    """The `submit_tool_outputs` update, as the API sends it."""
+    # temporalio's `@workflow.update(name=...)` overload does not unwrap an async handler's
+    # Awaitable, so its stubs type this result as a coroutine; the update returns a RunState.
+    state: RunState = await handle.execute_update(
+        AssistantRunWorkflow.submit_tool_outputs,  # type: ignore[arg-type]
+        submitted)
+    return state

@@ -29,6 +29,7 @@ from core.settings import Settings
 from launcher.embedded import EmbeddedStack
 from launcher.processes import ChildProcess, free_port, port_is_open
 from tests.fake_llm import FakeLLM
+from tests.sdk_client import sdk_over
 
 TERMINAL = {"completed", "failed", "cancelled", "expired", "incomplete"}
 READY_LINE = "worker polling task queue"
@@ -151,8 +152,7 @@ async def api_sdk(settings: Settings) -> AsyncIterator[openai.AsyncOpenAI]:
     async with app.router.lifespan_context(app), httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=30
     ) as http:
-        yield openai.AsyncOpenAI(base_url="http://testserver/v1", api_key="test-key",
-                                 http_client=http, max_retries=0)
+        yield sdk_over(http)
 
 
 def is_envelope(body: Any) -> bool:

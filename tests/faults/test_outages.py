@@ -33,6 +33,7 @@ from tests.faults.helpers import (
     wait_for,
     worker_env,
 )
+from tests.sdk_client import sdk_over
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +89,7 @@ async def http(private_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def sdk(http: httpx.AsyncClient) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(base_url="http://testserver/v1", api_key="test-key",
-                              http_client=http, max_retries=0)
+    return sdk_over(http)
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ from openai.types.beta.threads import Run
 from api.app import create_app
 from core.settings import Settings
 from tests.real_llm.conftest import MODEL
+from tests.sdk_client import sdk_over
 from tests.test_runs import WEATHER_TOOL
 from worker import run_worker
 
@@ -75,8 +76,7 @@ async def variant(request: pytest.FixtureRequest, settings: Settings,
     try:
         async with app.router.lifespan_context(app), httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
-            yield Variant(openai.AsyncOpenAI(base_url="http://testserver/v1", api_key="k",
-                                             http_client=http, max_retries=0),
+            yield Variant(sdk_over(http, api_key="k"),
                           "required" if request.param == "configured" else "auto")
     finally:
         stop.set()
