@@ -23,7 +23,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from api.lookups import ensure_files
 from api.schemas.messages import CreateMessage
 from api.schemas.vector_stores import CreateVectorStoreFile
 from api.services import ingestion
@@ -74,11 +73,12 @@ async def thread_store(session: AsyncSession, thread: ThreadRow) -> VectorStoreR
 async def attach_files(session: AsyncSession, thread: ThreadRow,
                        messages: Iterable[CreateMessage]) -> list[VectorStoreFileRow]:
     """Add the messages' file_search attachments to the thread's store (the caller commits,
-    then starts the returned rows with `ingestion.start`). No such attachment: no-op."""
+    then starts the returned rows with `ingestion.start`). No such attachment: no-op. The
+    files are the caller's to check first (`references.ensure`, which every route that adds
+    messages calls on its whole body)."""
     file_ids = file_search_file_ids(messages)
     if not file_ids:
         return []
-    await ensure_files(session, thread.project_id, file_ids)
     store = await thread_store(session, thread)
     # A file already searchable (or on its way) in the store is not ingested again:
     # re-ingesting would hide it from search until done. Failed/cancelled ones retry.
